@@ -1,0 +1,63 @@
+//! Request plumbing shared by all routes: the app handle, the caller, JSON bodies.
+
+use super::error::ApiRejection;
+use crate::app::App;
+use crate::auth::User;
+use std::convert::Infallible;
+use std::sync::Arc;
+use warp::http::HeaderMap;
+use warp::{Filter, Rejection};
+
+pub const MAX_BODY: u64 = 64 * 1024;
+
+pub fn with_app(app: Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Infallible> + Clone {
+    warp::any().map(move || app.clone())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(warp::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(warp::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The verified caller: `Authorization: Bearer <jwt>` or the session cookie.
+pub fn user(app: Arc<App>) -> impl Filter<Extract = (User,), Error = Rejection> + Clone {
+    warp::header::headers_cloned().and_then(move |headers: HeaderMap| {
+        let app = app.clone();
+        async move {
+            let token = bearer(&headers).or_else(|| cookie(&headers, &app.config.auth.cookie_name));
+            let Some(token) = token else {
+                return Err(warp::reject::custom(ApiRejection::Unauthenticated));
+            };
+            app.auth.verify(token).map_err(|e| {
+                tracing::debug!(error = %e, "token rejected");
+                warp::reject::custom(ApiRejection::Unauthenticated)
+            })
+        }
+    })
+}
+
+/// A JSON body, size-limited; malformed JSON is a 400 that says where it broke.
+pub fn json_body() -> impl Filter<Extract = (serde_json::Value,), Error = Rejection> + Clone {
+    warp::body::content_length_limit(MAX_BODY)
+        .and(warp::body::bytes())
+        .and_then(|b: bytes_alias::Bytes| async move {
+            serde_json::from_slice::<serde_json::Value>(&b)
+                .map_err(|e| warp::reject::custom(ApiRejection::BadBody(format!("body is not valid JSON: {e}"))))
+        })
+}
+
+mod bytes_alias {
+    pub use warp::hyper::body::Bytes;
+}

@@ -1,0 +1,23 @@
+//! The public REST API (warp). Route groups live in their own files; `error` is the single
+//! mapping from errors to HTTP.
+
+mod containers;
+pub mod error;
+mod filters;
+mod keys;
+
+use crate::app::App;
+use std::sync::Arc;
+use warp::{Filter, Reply};
+
+pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
+    let health = warp::path!("healthz").and(warp::get()).map(|| warp::reply::json(&serde_json::json!({"status": "ok"})));
+    health
+        .or(containers::routes(app.clone()))
+        .or(keys::routes(app))
+        .recover(error::recover)
+        .with(warp::log::custom(|info| {
+            tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), elapsed_ms = info.elapsed().as_millis() as u64, "request");
+        }))
+}
+

@@ -1,0 +1,221 @@
+//! Authentication: bearer JWTs verified with jsonwebtoken. The user is the token's `sub`;
+//! nothing in a request body can name a user.
+
+use crate::config::{AuthConfig, JwtAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("cannot read key file {path}: {source}")]
+    KeyFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("key {what} is not usable: {source}")]
+    Key {
+        what: &'static str,
+        source: jsonwebtoken::errors::Error,
+    },
+    #[error("no signing key configured for {0:?} (set auth.private_key_file)")]
+    NoSigningKey(JwtAlgorithm),
+    #[error("token rejected: {0}")]
+    Rejected(String),
+}
+
+/// Claims Berth reads. `scopes` is optional: a token without it is a full user session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// The verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub scopes: Option<Vec<String>>,
+}
+
+pub struct Authenticator {
+    algorithm: Algorithm,
+    decoding: DecodingKey,
+    encoding: Option<EncodingKey>,
+    validation: Validation,
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, AuthError> {
+    std::fs::read(path).map_err(|source| AuthError::KeyFile {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn key_err(what: &'static str) -> impl Fn(jsonwebtoken::errors::Error) -> AuthError {
+    move |source| AuthError::Key { what, source }
+}
+
+/// A user id must be usable as a store key and in a log line.
+fn valid_subject(sub: &str) -> bool {
+    !sub.is_empty() && sub.len() <= 128 && !sub.chars().any(|c| c.is_control())
+}
+
+impl Authenticator {
+    pub fn from_config(cfg: &AuthConfig) -> Result<Authenticator, AuthError> {
+        let (algorithm, decoding, encoding) = match cfg.algorithm {
+            JwtAlgorithm::HS256 => {
+                let secret = match (&cfg.secret, &cfg.secret_file) {
+                    (Some(s), _) => s.as_bytes().to_vec(),
+                    (None, Some(p)) => {
+                        let mut s = read(p)?;
+                        while s.last().is_some_and(|b| b.is_ascii_whitespace()) {
+                            s.pop();
+                        }
+                        s
+                    }
+                    (None, None) => Vec::new(),
+                };
+                (
+                    Algorithm::HS256,
+                    DecodingKey::from_secret(&secret),
+                    Some(EncodingKey::from_secret(&secret)),
+                )
+            }
+            JwtAlgorithm::RS256 | JwtAlgorithm::EdDSA => {
+                let rsa = cfg.algorithm == JwtAlgorithm::RS256;
+                let public = read(cfg.public_key_file.as_deref().unwrap_or_else(|| "".as_ref()))?;
+                let decoding = if rsa {
+                    DecodingKey::from_rsa_pem(&public)
+                } else {
+                    DecodingKey::from_ed_pem(&public)
+                }
+                .map_err(key_err("public"))?;
+                let encoding = match &cfg.private_key_file {
+                    Some(p) => {
+                        let private = read(p)?;
+                        Some(
+                            if rsa {
+                                EncodingKey::from_rsa_pem(&private)
+                            } else {
+                                EncodingKey::from_ed_pem(&private)
+                            }
+                            .map_err(key_err("private"))?,
+                        )
+                    }
+                    None => None,
+                };
+                let alg = if rsa { Algorithm::RS256 } else { Algorithm::EdDSA };
+                (alg, decoding, encoding)
+            }
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = cfg.leeway_secs;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Ok(Authenticator {
+            algorithm,
+            decoding,
+            encoding,
+            validation,
+        })
+    }
+
+    /// Verifies signature, algorithm (never `none`), `exp` and `nbf`.
+    pub fn verify(&self, token: &str) -> Result<User, AuthError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| AuthError::Rejected(e.to_string()))?;
+        if !valid_subject(&data.claims.sub) {
+            return Err(AuthError::Rejected("unusable subject".into()));
+        }
+        Ok(User {
+            id: data.claims.sub,
+            scopes: data.claims.scopes,
+        })
+    }
+
+    /// Signs a token for `user` valid for `ttl` (the `token` subcommand).
+    pub fn issue(
+        &self,
+        user: &str,
+        ttl: Duration,
+        scopes: Option<Vec<String>>,
+    ) -> Result<String, AuthError> {
+        let key = self
+            .encoding
+            .as_ref()
+            .ok_or(AuthError::NoSigningKey(match self.algorithm {
+                Algorithm::RS256 => JwtAlgorithm::RS256,
+                _ => JwtAlgorithm::EdDSA,
+            }))?;
+        if !valid_subject(user) {
+            return Err(AuthError::Rejected("unusable subject".into()));
+        }
+        let (now, _) = berth_shared::time::now_unix();
+        let claims = Claims {
+            sub: user.to_string(),
+            exp: now + ttl.as_secs(),
+            iat: Some(now),
+            nbf: Some(now),
+            scopes,
+        };
+        jsonwebtoken::encode(&Header::new(self.algorithm), &claims, key)
+            .map_err(|e| AuthError::Rejected(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    fn auth(secret: &str) -> Authenticator {
+        Authenticator::from_config(&AuthConfig {
+            algorithm: JwtAlgorithm::HS256,
+            secret: Some(secret.into()),
+            secret_file: None,
+            public_key_file: None,
+            private_key_file: None,
+            leeway_secs: 0,
+            cookie_name: "c".into(),
+        })
+        .expect("config")
+    }
+
+    const S1: &str = "0123456789abcdef0123456789abcdef";
+    const S2: &str = "fedcba9876543210fedcba9876543210";
+
+    #[test]
+    fn round_trip() {
+        let a = auth(S1);
+        let t = a.issue("alice", Duration::from_secs(60), None).expect("issue");
+        assert_eq!(a.verify(&t).expect("verify").id, "alice");
+    }
+
+    #[test]
+    fn rejects_other_key_none_and_expired() {
+        let a = auth(S1);
+        let other = auth(S2).issue("alice", Duration::from_secs(60), None).expect("issue");
+        assert!(a.verify(&other).is_err());
+
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = URL_SAFE_NO_PAD.encode(br#"{"sub":"alice","exp":99999999999}"#);
+        assert!(a.verify(&format!("{header}.{body}.")).is_err());
+
+        let expired = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Claims { sub: "alice".into(), exp: 1000, iat: None, nbf: None, scopes: None },
+            &EncodingKey::from_secret(S1.as_bytes()),
+        )
+        .expect("encode");
+        assert!(a.verify(&expired).is_err());
+        assert!(a.verify("garbage").is_err());
+    }
+}

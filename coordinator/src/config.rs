@@ -1,0 +1,220 @@
+//! Coordinator configuration: `--config /etc/berth/coordinator.toml`, then
+//! `BERTH_COORDINATOR__SECTION__KEY` environment overrides, validated at load.
+//! `coordinator.example.toml` at the repository root documents every key.
+
+use berth_shared::catalog::Catalog;
+use berth_shared::config::{self, ConfigError};
+use berth_shared::time::serde_duration;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const ENV_PREFIX: &str = "BERTH_COORDINATOR";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub api: ApiConfig,
+    pub link: LinkConfig,
+    pub store: StoreConfig,
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default = "Catalog::seed")]
+    pub catalog: Catalog,
+    #[serde(default)]
+    pub images: ImagesConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Where the REST API listens, e.g. `127.0.0.1:8080` (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Containers are `<id>.<domain>`.
+    pub domain: String,
+    /// How long `POST …/stop` waits for the agent to report `stopped` before answering.
+    #[serde(default = "default_stop_wait", with = "serde_duration")]
+    pub stop_wait: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    /// UDP address of the QUIC endpoint agents dial.
+    pub listen: SocketAddr,
+    pub ca_cert: PathBuf,
+    /// Only needed by `tls init` / `tls issue-agent`; the server itself never reads it.
+    pub ca_key: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Names written into the coordinator certificate by `tls init`.
+    #[serde(default = "default_server_names")]
+    pub server_names: Vec<String>,
+    /// A host is unreachable after this long without a heartbeat.
+    #[serde(default = "default_grace", with = "serde_duration")]
+    pub heartbeat_grace: Duration,
+    #[serde(default = "default_heartbeat", with = "serde_duration")]
+    pub heartbeat_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Directory of the sled database.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    RS256,
+    EdDSA,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default = "default_alg")]
+    pub algorithm: JwtAlgorithm,
+    /// HS256 shared secret (at least 32 bytes), inline or in a file.
+    pub secret: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    /// RS256/EdDSA: PEM public key that verifies tokens.
+    pub public_key_file: Option<PathBuf>,
+    /// RS256/EdDSA: PEM private key, only for `berth-coordinator token`.
+    pub private_key_file: Option<PathBuf>,
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+    /// Cookie that may carry the token instead of the Authorization header.
+    #[serde(default = "default_cookie")]
+    pub cookie_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_containers: u64,
+    pub max_ssh_keys: u64,
+    pub default_memory_mb: u64,
+    pub default_storage_gb: u64,
+    pub min_memory_mb: u64,
+    pub max_memory_mb: u64,
+    pub min_storage_gb: u64,
+    pub max_storage_gb: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_containers: 3,
+            max_ssh_keys: 10,
+            default_memory_mb: 512,
+            default_storage_gb: 5,
+            min_memory_mb: 64,
+            max_memory_mb: 16384,
+            min_storage_gb: 1,
+            max_storage_gb: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltinImage {
+    pub name: String,
+    pub image: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesConfig {
+    /// The image a container gets when `image` is omitted.
+    pub default: String,
+    #[serde(default)]
+    pub builtin: Vec<BuiltinImage>,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        ImagesConfig {
+            default: "berth.local/base:latest".into(),
+            builtin: vec![BuiltinImage {
+                name: "Berth base (busybox)".into(),
+                image: "berth.local/base:latest".into(),
+            }],
+        }
+    }
+}
+
+fn default_stop_wait() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_server_names() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into()]
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_heartbeat() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_alg() -> JwtAlgorithm {
+    JwtAlgorithm::HS256
+}
+fn default_leeway() -> u64 {
+    30
+}
+fn default_cookie() -> String {
+    "berth_token".into()
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = config::load(path, ENV_PREFIX)?;
+        cfg.validate().map_err(|message| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.catalog.validate().map_err(|e| e.to_string())?;
+        let a = &self.auth;
+        match a.algorithm {
+            JwtAlgorithm::HS256 => {
+                if a.secret.is_none() == a.secret_file.is_none() {
+                    return Err("[auth] HS256 needs exactly one of `secret` or `secret_file`".into());
+                }
+                if a.secret.as_ref().is_some_and(|s| s.len() < 32) {
+                    return Err("[auth] secret must be at least 32 bytes".into());
+                }
+            }
+            JwtAlgorithm::RS256 | JwtAlgorithm::EdDSA => {
+                if a.public_key_file.is_none() {
+                    return Err("[auth] RS256/EdDSA need `public_key_file`".into());
+                }
+            }
+        }
+        let l = &self.limits;
+        if l.min_memory_mb > l.default_memory_mb || l.default_memory_mb > l.max_memory_mb {
+            return Err("[limits] need min_memory_mb <= default_memory_mb <= max_memory_mb".into());
+        }
+        if l.min_storage_gb > l.default_storage_gb || l.default_storage_gb > l.max_storage_gb {
+            return Err("[limits] need min_storage_gb <= default_storage_gb <= max_storage_gb".into());
+        }
+        if self.api.domain.is_empty() || self.api.domain.contains('/') {
+            return Err("[api] domain must be a DNS name".into());
+        }
+        if self.link.heartbeat_grace <= self.link.heartbeat_interval {
+            return Err("[link] heartbeat_grace must exceed heartbeat_interval".into());
+        }
+        if !self.images.builtin.iter().any(|b| b.image == self.images.default) {
+            return Err("[images] default must be one of the builtin images".into());
+        }
+        Ok(())
+    }
+}

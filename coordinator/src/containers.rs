@@ -1,0 +1,243 @@
+//! Container operations: create (validate, quota, place, persist, dispatch), read, start,
+//! stop, delete, and the agents' reports flowing back into the records.
+
+use crate::app::{App, Error};
+use crate::placement::{self, Demand};
+use crate::store::ContainerRecord;
+use berth_shared::api::{self, ContainerStatus, QuotaDetail};
+use berth_shared::ids;
+use berth_shared::protocol::{ContainerSpec, DesiredState, Request, Resources};
+use berth_shared::validation::{self, CreateLimits};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+impl App {
+    pub fn view(&self, r: &ContainerRecord) -> api::Container {
+        let mut reason = r.status_reason.clone();
+        if let Some(h) = &r.host_key {
+            if !self.hub.host(h).is_some_and(|e| e.connected()) {
+                reason = Some(format!("host {h} is unreachable; status is its last report"));
+            }
+        }
+        api::Container {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            status: r.status,
+            status_reason: reason,
+            hostname: format!("{}.{}", r.id, self.config.api.domain),
+            memory_mb: r.memory_mb,
+            memory_used_mb: r.memory_used_mb,
+            storage_gb: r.storage_gb,
+            storage_used_gb: r.storage_used_gb,
+            instance_type: r.instance_type.clone(),
+            created_at: berth_shared::time::rfc3339(r.created_at),
+            ssh_enabled: r.ssh_enabled,
+            https_enabled: false,
+            ssh_command: None,
+            image: r.image.clone(),
+            mount_paths: r.mount_paths.clone(),
+            ssh_key_ids: r.ssh_key_ids.clone(),
+            host_key: r.host_key.clone(),
+            region: r.region.clone(),
+        }
+    }
+
+    /// The caller's container, or `NotFound` — also when it is someone else's.
+    pub fn owned(&self, user: &str, id: &str) -> Result<ContainerRecord, Error> {
+        if !ids::is_container_id(id) {
+            return Err(Error::NotFound);
+        }
+        match self.store.get_container(id)? {
+            Some(r) if r.owner == user && r.is_visible() => Ok(r),
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    pub fn list(&self, user: &str) -> Result<Vec<api::Container>, Error> {
+        Ok(self.store.user_containers(user)?.iter().map(|r| self.view(r)).collect())
+    }
+
+    pub async fn create(self: &Arc<Self>, user: &str, body: &serde_json::Value) -> Result<api::Container, Error> {
+        let l = &self.config.limits;
+        let limits = CreateLimits {
+            instance_types: self.config.catalog.names(),
+            default_instance_type: &self.config.catalog.default_instance_type,
+            default_memory_mb: l.default_memory_mb,
+            default_storage_gb: l.default_storage_gb,
+            memory_mb: (l.min_memory_mb, l.max_memory_mb),
+            storage_gb: (l.min_storage_gb, l.max_storage_gb),
+        };
+        let mut req = validation::create_container(body, &limits).map_err(Error::Invalid)?;
+        let image = req.image.take().unwrap_or_else(|| self.config.images.default.clone());
+        if !self.config.images.builtin.iter().any(|b| b.image == image) {
+            return Err(Error::invalid("image", "must be an image listed by GET /compute/images"));
+        }
+        let keys = self.store.user_keys(user)?;
+        for id in &req.ssh_key_ids {
+            if !keys.iter().any(|k| k.id == *id) {
+                return Err(Error::invalid("ssh_key_ids", format!("{id} is not one of your SSH keys")));
+            }
+        }
+        let Some(itype) = self.config.catalog.get(&req.instance_type).cloned() else {
+            return Err(Error::invalid("instance_type", "unknown"));
+        };
+
+        let _guard = self.quota_lock.lock().await;
+        let mine = self.store.user_containers(user)?;
+        if mine.iter().any(|c| c.name == req.name) {
+            return Err(Error::Conflict(format!("you already have a container named {:?}", req.name)));
+        }
+        let max = l.max_containers;
+        if mine.len() as u64 + 1 > max {
+            return Err(Error::OverQuota(QuotaDetail {
+                dimension: "containers".into(),
+                requested: mine.len() as u64 + 1,
+                max,
+            }));
+        }
+        let mut id = ids::new_container_id();
+        while self.store.get_container(&id)?.is_some() {
+            id = ids::new_container_id();
+        }
+        let mut rec = ContainerRecord {
+            id,
+            owner: user.to_string(),
+            name: req.name,
+            instance_type: itype.name.clone(),
+            cpu_millis: itype.cpu_millis(),
+            memory_mb: req.memory_mb,
+            storage_gb: req.storage_gb,
+            ssh_key_ids: req.ssh_key_ids,
+            ssh_enabled: req.ssh_enabled,
+            mount_paths: req.mount_paths,
+            image,
+            env: Default::default(),
+            created_at: berth_shared::time::now_unix().0,
+            desired: DesiredState::Running,
+            generation: 1,
+            host_key: None,
+            region: None,
+            status: ContainerStatus::Pending,
+            status_reason: None,
+            observed_generation: 0,
+            memory_used_mb: None,
+            storage_used_gb: None,
+        };
+        self.try_place(&mut rec)?;
+        self.store.put_container(&rec)?;
+        self.store.flush().await?;
+        drop(_guard);
+        tracing::info!(user, id = %rec.id, host = ?rec.host_key, "container created");
+        self.dispatch(&rec);
+        Ok(self.view(&rec))
+    }
+
+    /// Resources already promised on each host.
+    fn used_by_host(&self) -> Result<HashMap<String, Resources>, Error> {
+        let mut used: HashMap<String, Resources> = HashMap::new();
+        for r in self.store.all_containers()? {
+            if let Some(h) = r.host_key {
+                let u = used.entry(h).or_default();
+                u.cpu_millis += u64::from(r.cpu_millis);
+                u.memory_mb += r.memory_mb;
+                u.disk_gb += r.storage_gb;
+            }
+        }
+        Ok(used)
+    }
+
+    fn try_place(&self, rec: &mut ContainerRecord) -> Result<(), Error> {
+        let Some(itype) = self.config.catalog.get(&rec.instance_type) else {
+            rec.status_reason = Some(format!("instance type {:?} is no longer offered", rec.instance_type));
+            return Ok(());
+        };
+        let demand = Demand {
+            arch: itype.arch,
+            need: Resources {
+                cpu_millis: u64::from(rec.cpu_millis),
+                memory_mb: rec.memory_mb,
+                disk_gb: rec.storage_gb,
+            },
+            region: None,
+            host_key: None,
+        };
+        match placement::place(&self.hub.candidates(), &self.used_by_host()?, &demand) {
+            Ok(host) => {
+                rec.region = self.hub.host(&host).map(|h| h.info.region);
+                rec.host_key = Some(host);
+                rec.status_reason = None;
+            }
+            Err(reason) => rec.status_reason = Some(format!("waiting for a host: {reason}")),
+        }
+        Ok(())
+    }
+
+    /// Places containers that found no host yet (called when hosts connect).
+    pub async fn place_pending(self: &Arc<Self>) {
+        let _guard = self.quota_lock.lock().await;
+        let Ok(all) = self.store.all_containers() else { return };
+        for mut rec in all.into_iter().filter(|r| r.host_key.is_none() && r.is_visible()) {
+            if self.try_place(&mut rec).is_ok() && rec.host_key.is_some() {
+                let placed = rec.clone();
+                let stored = self.store.update_container(&rec.id, |r| {
+                    if r.host_key.is_some() {
+                        return None;
+                    }
+                    r.host_key = placed.host_key.clone();
+                    r.region = placed.region.clone();
+                    r.status_reason = None;
+                    Some(())
+                });
+                if let Ok(Some(r)) = stored {
+                    tracing::info!(id = %r.id, host = ?r.host_key, "pending container placed");
+                    self.dispatch(&r);
+                }
+            }
+        }
+    }
+
+    pub fn spec(&self, r: &ContainerRecord) -> ContainerSpec {
+        let keys = self.store.user_keys(&r.owner).unwrap_or_default();
+        ContainerSpec {
+            id: r.id.clone(),
+            generation: r.generation,
+            desired: r.desired,
+            image: r.image.clone(),
+            cpu_millis: r.cpu_millis,
+            memory_mb: r.memory_mb,
+            storage_gb: r.storage_gb,
+            mount_paths: r.mount_paths.clone(),
+            env: r.env.clone(),
+            ssh_enabled: r.ssh_enabled,
+            ssh_authorized_keys: keys
+                .into_iter()
+                .filter(|k| r.ssh_key_ids.contains(&k.id))
+                .map(|k| k.public_key)
+                .collect(),
+        }
+    }
+
+    /// Sends the record's spec to its host in the background. A failure is harmless: the
+    /// agent reports its generations with every heartbeat and gets the spec again.
+    pub fn dispatch(self: &Arc<Self>, r: &ContainerRecord) {
+        let Some(host) = r.host_key.clone() else { return };
+        let spec = self.spec(r);
+        let app = self.clone();
+        tokio::spawn(async move {
+            let id = spec.id.clone();
+            if let Err(e) = app.hub.request(&host, &Request::Apply(spec)).await {
+                tracing::warn!(%id, %host, error = %e, "dispatch failed; will retry on the next heartbeat");
+            }
+        });
+    }
+
+    pub fn desired_for_host(&self, host: &str) -> Vec<ContainerSpec> {
+        self.store
+            .all_containers()
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.host_key.as_deref() == Some(host))
+            .map(|r| self.spec(r))
+            .collect()
+    }
+}

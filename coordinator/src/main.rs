@@ -1,0 +1,107 @@
+//! `berth-coordinator`: serve the API, or the `token` / `tls` helper commands.
+
+use anyhow::Context;
+use berth_coordinator::config::Config;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "berth-coordinator", version, about = "Berth coordinator: REST API, auth, placement, agent hub")]
+struct Cli {
+    /// Config file (TOML); `BERTH_COORDINATOR__SECTION__KEY` variables override it.
+    #[arg(long, global = true, default_value = "/etc/berth/coordinator.toml", env = "BERTH_COORDINATOR_CONFIG")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and the agent endpoint (the default).
+    Serve,
+    /// Print a token for a user, signed with the configured key.
+    Token {
+        #[arg(long)]
+        user: String,
+        /// Lifetime, e.g. 30m, 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+        /// Restrict the token to these scopes (e.g. compute.alice.containers:read).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// Cluster TLS material for the agent link.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsCommand {
+    /// Create the cluster CA (if missing) and the coordinator's certificate.
+    Init {
+        /// Replace an existing CA (every agent certificate must then be reissued).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue an agent certificate naming its host key.
+    IssueAgent {
+        #[arg(long)]
+        host_key: String,
+        /// Directory for agent.pem, agent.key and ca.pem.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_tracing();
+    let cli = Cli::parse();
+    let config = Config::load(&cli.config)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => berth_coordinator::run(config, shutdown_signal()).await?,
+        Command::Token { user, ttl, scopes } => {
+            let ttl = berth_shared::time::parse_duration(&ttl)?;
+            let auth = berth_coordinator::auth::Authenticator::from_config(&config.auth)?;
+            let scopes = (!scopes.is_empty()).then_some(scopes);
+            println!("{}", auth.issue(&user, ttl, scopes)?);
+        }
+        Command::Tls { command: TlsCommand::Init { force } } => {
+            let new_ca = berth_coordinator::pki::init(&config.link, force)?;
+            eprintln!(
+                "{} CA {}; coordinator certificate {}",
+                if new_ca { "created" } else { "kept" },
+                config.link.ca_cert.display(),
+                config.link.cert.display()
+            );
+        }
+        Command::Tls { command: TlsCommand::IssueAgent { host_key, out } } => {
+            berth_coordinator::pki::issue_agent(&config.link, &host_key, &out)
+                .with_context(|| format!("issuing a certificate for {host_key}"))?;
+            eprintln!("agent certificate for {host_key} written to {}", out.display());
+        }
+    }
+    Ok(())
+}

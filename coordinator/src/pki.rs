@@ -1,0 +1,109 @@
+//! The cluster CA: `tls init` makes it and the coordinator's certificate, `tls issue-agent`
+//! signs an agent certificate whose DNS name is the agent's host key.
+
+use crate::config::LinkConfig;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("certificate generation: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("host key {0:?} must be a DNS label (a-z, 0-9, '-', at most 63)")]
+    BadHostKey(String),
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Writes `contents` to `path`, creating parent directories; `secret` files get mode 0600.
+fn write(path: &Path, contents: &str, secret: bool) -> Result<(), PkiError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(if secret { 0o600 } else { 0o644 })
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    f.write_all(contents.as_bytes()).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+/// The CA's parameters. They are fixed so the issuer can be rebuilt from the CA key alone.
+fn ca_params() -> Result<CertificateParams, PkiError> {
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    p.distinguished_name.push(DnType::CommonName, "Berth cluster CA");
+    p.distinguished_name.push(DnType::OrganizationName, "Berth");
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(p)
+}
+
+fn issuer(link: &LinkConfig) -> Result<Issuer<'static, KeyPair>, PkiError> {
+    let pem = std::fs::read_to_string(&link.ca_key).map_err(io_err(&link.ca_key))?;
+    Ok(Issuer::new(ca_params()?, KeyPair::from_pem(&pem)?))
+}
+
+fn leaf(names: Vec<String>, cn: &str, eku: ExtendedKeyUsagePurpose) -> Result<CertificateParams, PkiError> {
+    let mut p = CertificateParams::new(names)?;
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![eku];
+    p.use_authority_key_identifier_extension = true;
+    Ok(p)
+}
+
+/// Creates the CA (unless it exists and `force` is off) and a fresh coordinator certificate.
+/// Returns whether a new CA was made.
+pub fn init(link: &LinkConfig, force: bool) -> Result<bool, PkiError> {
+    let new_ca = force || !link.ca_key.exists() || !link.ca_cert.exists();
+    if new_ca {
+        let key = KeyPair::generate()?;
+        let cert = ca_params()?.self_signed(&key)?;
+        write(&link.ca_key, &key.serialize_pem(), true)?;
+        write(&link.ca_cert, &cert.pem(), false)?;
+    }
+    let issuer = issuer(link)?;
+    let key = KeyPair::generate()?;
+    let params = leaf(link.server_names.clone(), "berth-coordinator", ExtendedKeyUsagePurpose::ServerAuth)?;
+    let cert = params.signed_by(&key, &issuer)?;
+    write(&link.key, &key.serialize_pem(), true)?;
+    write(&link.cert, &cert.pem(), false)?;
+    Ok(new_ca)
+}
+
+/// Signs a certificate for an agent; writes `agent.pem`, `agent.key` and `ca.pem` into `out`.
+pub fn issue_agent(link: &LinkConfig, host_key: &str, out: &Path) -> Result<(), PkiError> {
+    if !berth_shared::ids::is_host_key(host_key) {
+        return Err(PkiError::BadHostKey(host_key.to_string()));
+    }
+    let issuer = issuer(link)?;
+    let key = KeyPair::generate()?;
+    let params = leaf(vec![host_key.to_string()], host_key, ExtendedKeyUsagePurpose::ClientAuth)?;
+    let cert = params.signed_by(&key, &issuer)?;
+    let ca = std::fs::read_to_string(&link.ca_cert).map_err(io_err(&link.ca_cert))?;
+    write(&out.join("agent.key"), &key.serialize_pem(), true)?;
+    write(&out.join("agent.pem"), &cert.pem(), false)?;
+    write(&out.join("ca.pem"), &ca, false)?;
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Placement: which host runs a new container. Pure: it sees a snapshot of the hosts and what
+//! is already placed on them, and answers a host key or the reason none fits.
+
+use berth_shared::catalog::Arch;
+use berth_shared::protocol::Resources;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub host_key: String,
+    pub region: String,
+    pub arch: Arch,
+    pub capacity: Resources,
+    pub connected: bool,
+    pub cordoned: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Demand {
+    pub arch: Arch,
+    pub need: Resources,
+    pub region: Option<String>,
+    pub host_key: Option<String>,
+}
+
+fn fits(cap: &Resources, used: &Resources, need: &Resources) -> bool {
+    used.cpu_millis + need.cpu_millis <= cap.cpu_millis
+        && used.memory_mb + need.memory_mb <= cap.memory_mb
+        && used.disk_gb + need.disk_gb <= cap.disk_gb
+}
+
+/// Fraction of the host left free after placing `need`: the emptiest host wins, which spreads
+/// load across the fleet.
+fn headroom(cap: &Resources, used: &Resources, need: &Resources) -> f64 {
+    let frac = |c: u64, u: u64, n: u64| if c == 0 { 0.0 } else { (c - u - n) as f64 / c as f64 };
+    frac(cap.cpu_millis, used.cpu_millis, need.cpu_millis)
+        .min(frac(cap.memory_mb, used.memory_mb, need.memory_mb))
+        .min(frac(cap.disk_gb, used.disk_gb, need.disk_gb))
+}
+
+/// Picks a host for `d`, or explains why none fits.
+pub fn place(hosts: &[Candidate], used: &HashMap<String, Resources>, d: &Demand) -> Result<String, String> {
+    let zero = Resources::default();
+    let mut eligible: Vec<&Candidate> = hosts.iter().filter(|h| h.connected && !h.cordoned).collect();
+    if let Some(k) = &d.host_key {
+        eligible.retain(|h| &h.host_key == k);
+        if eligible.is_empty() {
+            return Err(format!("host {k:?} is not connected or is cordoned"));
+        }
+    }
+    if let Some(r) = &d.region {
+        eligible.retain(|h| &h.region == r);
+        if eligible.is_empty() {
+            return Err(format!("no connected host in region {r:?}"));
+        }
+    }
+    eligible.retain(|h| h.arch == d.arch);
+    if eligible.is_empty() {
+        return Err(format!("no connected host with arch {} for this instance type", d.arch));
+    }
+    eligible
+        .iter()
+        .filter(|h| fits(&h.capacity, used.get(&h.host_key).unwrap_or(&zero), &d.need))
+        .max_by(|a, b| {
+            let ha = headroom(&a.capacity, used.get(&a.host_key).unwrap_or(&zero), &d.need);
+            let hb = headroom(&b.capacity, used.get(&b.host_key).unwrap_or(&zero), &d.need);
+            ha.total_cmp(&hb).then_with(|| b.host_key.cmp(&a.host_key))
+        })
+        .map(|h| h.host_key.clone())
+        .ok_or_else(|| {
+            format!(
+                "no {} host has room for {} mCPU, {} MB memory and {} GB disk",
+                d.arch, d.need.cpu_millis, d.need.memory_mb, d.need.disk_gb
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(key: &str, arch: Arch, region: &str) -> Candidate {
+        Candidate {
+            host_key: key.into(),
+            region: region.into(),
+            arch,
+            capacity: Resources { cpu_millis: 4000, memory_mb: 4096, disk_gb: 100 },
+            connected: true,
+            cordoned: false,
+        }
+    }
+
+    fn demand(arch: Arch) -> Demand {
+        Demand {
+            arch,
+            need: Resources { cpu_millis: 1000, memory_mb: 512, disk_gb: 5 },
+            region: None,
+            host_key: None,
+        }
+    }
+
+    #[test]
+    fn matches_arch_and_spreads() {
+        let hosts = vec![host("a", Arch::Amd64, "r1"), host("b", Arch::Amd64, "r1"), host("c", Arch::Arm64, "r1")];
+        let mut used = HashMap::new();
+        used.insert("a".to_string(), Resources { cpu_millis: 2000, memory_mb: 2048, disk_gb: 10 });
+        assert_eq!(place(&hosts, &used, &demand(Arch::Amd64)), Ok("b".into()));
+        assert_eq!(place(&hosts, &used, &demand(Arch::Arm64)), Ok("c".into()));
+    }
+
+    #[test]
+    fn explains_why_nothing_fits() {
+        let mut hosts = vec![host("a", Arch::Amd64, "r1")];
+        let e = place(&hosts, &HashMap::new(), &demand(Arch::Arm64)).expect_err("no arm");
+        assert!(e.contains("arm64"), "{e}");
+        let mut big = demand(Arch::Amd64);
+        big.need.memory_mb = 8192;
+        assert!(place(&hosts, &HashMap::new(), &big).expect_err("too big").contains("room"));
+        hosts[0].cordoned = true;
+        assert!(place(&hosts, &HashMap::new(), &demand(Arch::Amd64)).is_err());
+    }
+
+    #[test]
+    fn honours_region_and_host_key() {
+        let hosts = vec![host("a", Arch::Amd64, "r1"), host("b", Arch::Amd64, "r2")];
+        let mut d = demand(Arch::Amd64);
+        d.region = Some("r2".into());
+        assert_eq!(place(&hosts, &HashMap::new(), &d), Ok("b".into()));
+        d.region = None;
+        d.host_key = Some("a".into());
+        assert_eq!(place(&hosts, &HashMap::new(), &d), Ok("a".into()));
+        d.host_key = Some("zz".into());
+        assert!(place(&hosts, &HashMap::new(), &d).is_err());
+    }
+}

@@ -1,0 +1,172 @@
+//! The public REST API's JSON shapes (seeds `000`/`001`/`002`). Field names are the contract.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Container status as users see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerStatus {
+    Pending,
+    Initializing,
+    Running,
+    Stopped,
+    Failed,
+}
+
+impl ContainerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerStatus::Pending => "pending",
+            ContainerStatus::Initializing => "initializing",
+            ContainerStatus::Running => "running",
+            ContainerStatus::Stopped => "stopped",
+            ContainerStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One container, as every container endpoint returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub status: ContainerStatus,
+    /// Why the container is in its status when that needs saying (e.g. why it is still
+    /// `pending`, or why it `failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    pub hostname: String,
+    pub memory_mb: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_used_mb: Option<u64>,
+    pub storage_gb: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_used_gb: Option<f64>,
+    pub instance_type: String,
+    pub created_at: String,
+    pub ssh_enabled: bool,
+    pub https_enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_command: Option<String>,
+    pub image: String,
+    pub mount_paths: Vec<String>,
+    pub ssh_key_ids: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerList {
+    pub containers: Vec<Container>,
+}
+
+/// `POST /compute/containers`, after validation (see `validation::create_container`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateContainer {
+    pub name: String,
+    pub instance_type: String,
+    pub memory_mb: u64,
+    pub storage_gb: u64,
+    pub ssh_key_ids: Vec<u64>,
+    pub ssh_enabled: bool,
+    pub mount_paths: Vec<String>,
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SshKey {
+    pub id: u64,
+    pub name: String,
+    pub public_key: String,
+    pub fingerprint: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SshKeyList {
+    pub ssh_keys: Vec<SshKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusOk {
+    pub status: String,
+}
+
+impl StatusOk {
+    pub fn ok() -> StatusOk {
+        StatusOk {
+            status: "ok".into(),
+        }
+    }
+}
+
+/// The `detail` of a 403 `over_quota` (seed `000`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaDetail {
+    pub dimension: String,
+    pub requested: u64,
+    pub max: u64,
+}
+
+/// Every error body the API answers with (seed `000`, plus `conflict` and `bad_request`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum ErrorBody {
+    Unauthenticated,
+    Forbidden {
+        message: String,
+    },
+    NotFound,
+    OverQuota {
+        detail: QuotaDetail,
+    },
+    Invalid {
+        details: BTreeMap<String, Vec<String>>,
+    },
+    Conflict {
+        message: String,
+    },
+    BadRequest {
+        message: String,
+    },
+    MethodNotAllowed,
+    Unavailable {
+        message: String,
+    },
+    Internal,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn error_bodies_have_the_seed_shapes() {
+        let j = |e: &ErrorBody| serde_json::to_value(e).expect("json");
+        assert_eq!(
+            j(&ErrorBody::Unauthenticated),
+            json!({"error": "unauthenticated"})
+        );
+        assert_eq!(j(&ErrorBody::NotFound), json!({"error": "not_found"}));
+        assert_eq!(
+            j(&ErrorBody::OverQuota {
+                detail: QuotaDetail {
+                    dimension: "containers".into(),
+                    requested: 4,
+                    max: 3
+                }
+            }),
+            json!({"error": "over_quota", "detail": {"dimension": "containers", "requested": 4, "max": 3}})
+        );
+        let mut details = BTreeMap::new();
+        details.insert("name".to_string(), vec!["is required".to_string()]);
+        assert_eq!(
+            j(&ErrorBody::Invalid { details }),
+            json!({"error": "invalid", "details": {"name": ["is required"]}})
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! The agent<->coordinator protocol, version 1.
+//!
+//! Transport: one QUIC connection per agent, dialled by the agent, mutual TLS, ALPN `berth/1`.
+//! - The agent opens one bidirectional *control* stream: it sends [`AgentMessage::Hello`]; the
+//!   coordinator answers [`CoordinatorMessage::Welcome`] with the full desired set for the host;
+//!   afterwards the agent sends heartbeats and status reports on it.
+//! - The coordinator opens one bidirectional stream per [`Request`] and reads one [`Response`].
+//!
+//! Frames are a 4-byte big-endian length followed by that many bytes of JSON. Both sides are
+//! idempotent: a spec carries a generation, and applying an older or equal one is a no-op.
+
+use crate::api::ContainerStatus;
+use crate::catalog::Arch;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+pub const ALPN: &[u8] = b"berth/1";
+/// Largest frame either side accepts.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DesiredState {
+    Running,
+    Stopped,
+    Deleted,
+}
+
+/// Everything an agent needs to run one container. The generation grows with every change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    pub id: String,
+    pub generation: u64,
+    pub desired: DesiredState,
+    pub image: String,
+    pub cpu_millis: u32,
+    pub memory_mb: u64,
+    pub storage_gb: u64,
+    pub mount_paths: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ssh_enabled: bool,
+    /// `authorized_keys` lines allowed into this container.
+    #[serde(default)]
+    pub ssh_authorized_keys: Vec<String>,
+}
+
+/// What an agent observed about one container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObservedState {
+    Pending,
+    Initializing,
+    Running,
+    Stopped,
+    Failed,
+    /// Everything of the container is gone from the host.
+    Deleted,
+}
+
+impl ObservedState {
+    /// The user-facing status; `None` for `Deleted`, which users never see.
+    pub fn status(self) -> Option<ContainerStatus> {
+        Some(match self {
+            ObservedState::Pending => ContainerStatus::Pending,
+            ObservedState::Initializing => ContainerStatus::Initializing,
+            ObservedState::Running => ContainerStatus::Running,
+            ObservedState::Stopped => ContainerStatus::Stopped,
+            ObservedState::Failed => ContainerStatus::Failed,
+            ObservedState::Deleted => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerReport {
+    pub id: String,
+    /// The spec generation this report is about.
+    pub generation: u64,
+    pub state: ObservedState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_used_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_used_gb: Option<f64>,
+    /// Unix seconds when the agent observed this.
+    pub at: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Resources {
+    pub cpu_millis: u64,
+    pub memory_mb: u64,
+    pub disk_gb: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub host_key: String,
+    pub region: String,
+    pub arch: Arch,
+    pub capacity: Resources,
+    /// Address users reach this host at (for `ssh_command` and ingress), if configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_port: Option<u16>,
+    pub agent_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    Hello {
+        protocol: u32,
+        host: HostInfo,
+        inventory: Vec<ContainerReport>,
+    },
+    Heartbeat {
+        inventory: Vec<ContainerReport>,
+    },
+    Status(ContainerReport),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CoordinatorMessage {
+    Welcome {
+        protocol: u32,
+        heartbeat_interval_ms: u64,
+        specs: Vec<ContainerSpec>,
+    },
+    Refused {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    Apply(ContainerSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Response {
+    /// The spec is stored durably on the agent; `generation` is the one it now holds.
+    Applied { id: String, generation: u64 },
+    Error { message: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("stream I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    #[error("frame is not a valid message: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+pub async fn write_frame<W, T>(w: &mut W, msg: &T) -> Result<(), FrameError>
+where
+    W: AsyncWrite + Unpin,
+    T: Serialize,
+{
+    let body = serde_json::to_vec(msg)?;
+    if body.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    let mut buf = Vec::with_capacity(4 + body.len());
+    buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    buf.extend_from_slice(&body);
+    w.write_all(&buf).await?;
+    Ok(())
+}
+
+/// Reads one frame; `Ok(None)` when the stream ended cleanly between frames.
+pub async fn read_frame<R, T>(r: &mut R) -> Result<Option<T>, FrameError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    Ok(Some(serde_json::from_slice(&body)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_end_cleanly() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let msg = Request::Apply(ContainerSpec {
+            id: "abc12345".into(),
+            generation: 3,
+            desired: DesiredState::Running,
+            image: "berth.local/base:latest".into(),
+            cpu_millis: 500,
+            memory_mb: 512,
+            storage_gb: 5,
+            mount_paths: vec!["/root".into()],
+            env: BTreeMap::new(),
+            ssh_enabled: false,
+            ssh_authorized_keys: vec![],
+        });
+        write_frame(&mut a, &msg).await.expect("write");
+        drop(a);
+        let got: Option<Request> = read_frame(&mut b).await.expect("read");
+        assert_eq!(got, Some(msg));
+        let end: Option<Request> = read_frame(&mut b).await.expect("eof");
+        assert_eq!(end, None);
+    }
+
+    #[tokio::test]
+    async fn oversized_frames_are_refused_before_allocation() {
+        let (mut a, mut b) = tokio::io::duplex(64);
+        a.write_all(&u32::MAX.to_be_bytes()).await.expect("write");
+        let r: Result<Option<Request>, _> = read_frame(&mut b).await;
+        assert!(matches!(r, Err(FrameError::TooLarge(_))));
+    }
+}
