@@ -1,1 +1,38 @@
-fn main() {}
+//! `berth-agent`: run the agent for this host.
+
+use berth_agent::config::Config;
+use clap::Parser;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "berth-agent", version, about = "Berth agent: runs this host's containers on containerd")]
+struct Cli {
+    /// Config file (TOML); `BERTH_AGENT__SECTION__KEY` variables override it.
+    #[arg(long, default_value = "/etc/berth/agent.toml", env = "BERTH_AGENT_CONFIG")]
+    config: PathBuf,
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let cli = Cli::parse();
+    let config = Config::load(&cli.config)?;
+    berth_agent::run(config, shutdown_signal()).await?;
+    Ok(())
+}

@@ -11,7 +11,12 @@ use std::sync::Arc;
 use warp::{Filter, Reply};
 
 pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
-    let health = warp::path!("healthz").and(warp::get()).map(|| warp::reply::json(&serde_json::json!({"status": "ok"})));
+    let a = app.clone();
+    let health = warp::path!("healthz").and(warp::get()).map(move || {
+        let hosts = a.hub.hosts();
+        let connected = hosts.iter().filter(|h| h.connected()).count();
+        warp::reply::json(&serde_json::json!({"status": "ok", "agents_connected": connected, "agents_known": hosts.len()}))
+    });
     health
         .or(containers::routes(app.clone()))
         .or(keys::routes(app))

@@ -1,0 +1,122 @@
+//! Agent configuration: `--config /etc/berth/agent.toml`, then `BERTH_AGENT__SECTION__KEY`
+//! environment overrides, validated at load. `agent.example.toml` documents every key.
+
+use berth_shared::catalog::Arch;
+use berth_shared::config::{self, ConfigError};
+use berth_shared::time::serde_duration;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const ENV_PREFIX: &str = "BERTH_AGENT";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This host's key: a DNS label, and the name in its certificate.
+    pub host_key: String,
+    pub region: String,
+    /// Defaults to the architecture the agent was built for.
+    pub arch: Option<Arch>,
+    /// Where the agent keeps its sled database, volumes and logs.
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub capacity: CapacityConfig,
+    #[serde(default)]
+    pub containerd: ContainerdConfig,
+    pub coordinator: CoordinatorConfig,
+    /// SIGTERM, then SIGKILL after this long.
+    #[serde(default = "default_stop_grace", with = "serde_duration")]
+    pub stop_grace: Duration,
+    /// How often every container is checked against its desired state.
+    #[serde(default = "default_reconcile", with = "serde_duration")]
+    pub reconcile_interval: Duration,
+    /// A static init (tini) bind-mounted read-only into every container as PID 1.
+    #[serde(default = "default_init")]
+    pub init_binary: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityConfig {
+    /// Defaults: all CPUs, all memory less 512 MB, 100 GB disk.
+    pub cpu_millis: Option<u64>,
+    pub memory_mb: Option<u64>,
+    pub disk_gb: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerdConfig {
+    pub socket: PathBuf,
+    pub namespace: String,
+    pub snapshotter: String,
+    pub runtime: String,
+}
+
+impl Default for ContainerdConfig {
+    fn default() -> Self {
+        ContainerdConfig {
+            socket: "/run/containerd/containerd.sock".into(),
+            namespace: "berth".into(),
+            snapshotter: "overlayfs".into(),
+            runtime: "io.containerd.runc.v2".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    /// `host:port` of the coordinator's QUIC endpoint.
+    pub address: String,
+    /// Name the coordinator's certificate must carry.
+    pub server_name: String,
+    pub ca_cert: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn default_stop_grace() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_reconcile() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_init() -> PathBuf {
+    "/usr/bin/tini-static".into()
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = config::load(path, ENV_PREFIX)?;
+        cfg.validate().map_err(|message| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !berth_shared::ids::is_host_key(&self.host_key) {
+            return Err(format!("host_key {:?} must be a DNS label (a-z, 0-9, '-')", self.host_key));
+        }
+        if self.region.is_empty() {
+            return Err("region must not be empty".into());
+        }
+        if self.arch.or_else(Arch::native).is_none() {
+            return Err("arch is not set and cannot be detected".into());
+        }
+        if !self.data_dir.is_absolute() {
+            return Err("data_dir must be an absolute path".into());
+        }
+        if self.containerd.namespace.is_empty() {
+            return Err("[containerd] namespace must not be empty".into());
+        }
+        Ok(())
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.arch.or_else(Arch::native).unwrap_or(Arch::Amd64)
+    }
+}

@@ -1,0 +1,105 @@
+//! berth-agent: runs one fleet host's containers.
+//!
+//! Owns: `runtime` (the only code that talks to containerd), `volumes` (host directories of
+//! containers' mounts), `state` (sled: desired specs and last reports), `reconciler` (drives
+//! containerd toward the specs) and `link` (the QUIC connection it dials to the coordinator).
+//!
+//! Must not touch: users, tokens, quotas or placement — those are the coordinator's. The agent
+//! trusts only specs that arrive over its mutually authenticated link, and keeps running its
+//! containers while the coordinator is away.
+
+pub mod config;
+pub mod link;
+pub mod reconciler;
+pub mod runtime;
+pub mod state;
+pub mod volumes;
+
+use berth_shared::protocol::{HostInfo, Resources};
+use config::Config;
+use std::future::Future;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("state: {0}")]
+    State(#[from] state::StateError),
+    #[error("containerd: {0}")]
+    Runtime(#[from] runtime::RuntimeError),
+    #[error("data dir {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("init binary {0} is missing (install Debian's tini package or set init_binary)")]
+    NoInit(String),
+}
+
+fn meminfo_mb() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
+}
+
+pub fn host_info(cfg: &Config) -> HostInfo {
+    let cpus = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
+    HostInfo {
+        host_key: cfg.host_key.clone(),
+        region: cfg.region.clone(),
+        arch: cfg.arch(),
+        capacity: Resources {
+            cpu_millis: cfg.capacity.cpu_millis.unwrap_or(cpus * 1000),
+            memory_mb: cfg
+                .capacity
+                .memory_mb
+                .unwrap_or_else(|| meminfo_mb().unwrap_or(1024).saturating_sub(512)),
+            disk_gb: cfg.capacity.disk_gb.unwrap_or(100),
+        },
+        public_address: None,
+        ssh_port: None,
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// Runs the agent until `shutdown` resolves. Containers keep running after it returns.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let cfg = Arc::new(cfg);
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| Error::DataDir {
+        path: cfg.data_dir.display().to_string(),
+        source,
+    })?;
+    if !cfg.init_binary.is_file() {
+        return Err(Error::NoInit(cfg.init_binary.display().to_string()));
+    }
+    let state = state::State::open(&cfg.data_dir.join("state"))?;
+    let rt = runtime::Runtime::connect(&cfg.containerd).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let reconciler = Arc::new(reconciler::Reconciler::new(cfg.clone(), state.clone(), rt, tx));
+
+    tracing::info!(host_key = %cfg.host_key, "reconciling containerd toward the stored specs");
+    reconciler.reconcile_all().await;
+
+    let link = Arc::new(link::Link {
+        host: host_info(&cfg),
+        cfg: cfg.clone(),
+        state: state.clone(),
+        reconciler: reconciler.clone(),
+    });
+    let link_task = tokio::spawn(link.run(rx));
+    let periodic = {
+        let r = reconciler.clone();
+        let every = cfg.reconcile_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                r.reconcile_all().await;
+            }
+        })
+    };
+    shutdown.await;
+    tracing::info!("shutting down; containers keep running");
+    link_task.abort();
+    periodic.abort();
+    state.flush().await?;
+    Ok(())
+}

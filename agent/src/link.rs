@@ -1,0 +1,205 @@
+//! The agent's side of the link: dial the coordinator over QUIC with mutual TLS, say hello
+//! with the inventory, apply the desired set it answers with, then send heartbeats and status
+//! reports and serve its requests. Reconnects with backoff, forever.
+
+use crate::config::Config;
+use crate::reconciler::Reconciler;
+use crate::state::State;
+use berth_shared::protocol::{
+    read_frame, write_frame, AgentMessage, ContainerReport, CoordinatorMessage, FrameError,
+    HostInfo, Request, Response, PROTOCOL_VERSION,
+};
+use berth_shared::tls::{client_config, TlsFiles};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::lookup_host;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("TLS material: {0}")]
+    Tls(#[from] berth_shared::tls::TlsError),
+    #[error("QUIC TLS config: {0}")]
+    QuicTls(String),
+    #[error("cannot resolve coordinator address {0:?}")]
+    Resolve(String),
+    #[error("local endpoint: {0}")]
+    Endpoint(std::io::Error),
+    #[error("connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("stream: {0}")]
+    Frame(#[from] FrameError),
+    #[error("the coordinator closed the control stream")]
+    Closed,
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    #[error("coordinator refused this agent: {0}")]
+    Refused(String),
+}
+
+pub struct Link {
+    pub cfg: Arc<Config>,
+    pub host: HostInfo,
+    pub state: State,
+    pub reconciler: Arc<Reconciler>,
+}
+
+impl Link {
+    /// Runs sessions until the task is dropped; reconnects with exponential backoff.
+    pub async fn run(self: Arc<Self>, mut reports: mpsc::Receiver<ContainerReport>) {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let began = Instant::now();
+            match self.session(&mut reports).await {
+                Ok(()) => tracing::info!("link closed by the coordinator"),
+                Err(e @ LinkError::Connection(quinn::ConnectionError::TransportError(_)))
+                | Err(e @ LinkError::Connection(quinn::ConnectionError::ConnectionClosed(_))) => {
+                    tracing::error!(error = %e, "link failed; is this agent's certificate issued by the coordinator's cluster CA?")
+                }
+                Err(e) => tracing::warn!(error = %e, "link down"),
+            }
+            if began.elapsed() > Duration::from_secs(30) {
+                backoff = Duration::from_millis(500);
+            }
+            tracing::info!(retry_in_ms = backoff.as_millis() as u64, "reconnecting to the coordinator");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    fn endpoint(&self) -> Result<quinn::Endpoint, LinkError> {
+        let c = &self.cfg.coordinator;
+        let tls = client_config(&TlsFiles {
+            ca_cert: &c.ca_cert,
+            cert: &c.cert,
+            key: &c.key,
+        })?;
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| LinkError::QuicTls(e.to_string()))?;
+        let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+        let mut transport = quinn::TransportConfig::default();
+        transport.keep_alive_interval(Some(Duration::from_secs(5)));
+        client.transport_config(Arc::new(transport));
+        let bind: SocketAddr = ([0, 0, 0, 0], 0).into();
+        let mut ep = quinn::Endpoint::client(bind).map_err(LinkError::Endpoint)?;
+        ep.set_default_client_config(client);
+        Ok(ep)
+    }
+
+    async fn session(&self, reports: &mut mpsc::Receiver<ContainerReport>) -> Result<(), LinkError> {
+        let c = &self.cfg.coordinator;
+        let addr = lookup_host(&c.address)
+            .await
+            .ok()
+            .and_then(|mut a| a.find(|a| a.is_ipv4()))
+            .ok_or_else(|| LinkError::Resolve(c.address.clone()))?;
+        let ep = self.endpoint()?;
+        let conn = timeout(Duration::from_secs(10), ep.connect(addr, &c.server_name)?)
+            .await
+            .map_err(|_| LinkError::Timeout("the QUIC handshake"))??;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        let inventory = self.state.inventory().unwrap_or_default();
+        write_frame(
+            &mut send,
+            &AgentMessage::Hello {
+                protocol: PROTOCOL_VERSION,
+                host: self.host.clone(),
+                inventory,
+            },
+        )
+        .await?;
+        // A refused client certificate only shows here, at the first read.
+        let welcome = timeout(Duration::from_secs(15), read_frame::<_, CoordinatorMessage>(&mut recv))
+            .await
+            .map_err(|_| LinkError::Timeout("the coordinator's welcome"))??;
+        let interval = match welcome {
+            Some(CoordinatorMessage::Welcome {
+                heartbeat_interval_ms,
+                specs,
+                ..
+            }) => {
+                tracing::info!(address = %addr, containers = specs.len(), "connected to the coordinator");
+                for s in &specs {
+                    self.offer(s).await;
+                }
+                self.reconciler.synced.store(true, Ordering::Relaxed);
+                Duration::from_millis(heartbeat_interval_ms.max(200))
+            }
+            Some(CoordinatorMessage::Refused { reason }) => return Err(LinkError::Refused(reason)),
+            None => return Err(LinkError::Closed),
+        };
+
+        let requests = tokio::spawn(serve_requests(conn.clone(), self.state.clone(), self.reconciler.clone()));
+        let mut tick = tokio::time::interval(interval);
+        let result = loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let inventory = self.state.inventory().unwrap_or_default();
+                    if let Err(e) = write_frame(&mut send, &AgentMessage::Heartbeat { inventory }).await {
+                        break Err(e.into());
+                    }
+                }
+                Some(r) = reports.recv() => {
+                    if let Err(e) = write_frame(&mut send, &AgentMessage::Status(r)).await {
+                        break Err(e.into());
+                    }
+                }
+                e = conn.closed() => break Err(e.into()),
+            }
+        };
+        requests.abort();
+        conn.close(0u32.into(), b"agent session ended");
+        ep.close(0u32.into(), b"");
+        result
+    }
+
+    async fn offer(&self, spec: &berth_shared::protocol::ContainerSpec) -> Response {
+        offer(&self.state, &self.reconciler, spec).await
+    }
+}
+
+/// Stores a spec durably if it is newer, then reconciles it. Idempotent.
+async fn offer(state: &State, reconciler: &Arc<Reconciler>, spec: &berth_shared::protocol::ContainerSpec) -> Response {
+    if !berth_shared::ids::is_container_id(&spec.id) {
+        return Response::Error {
+            message: format!("{:?} is not a container id", spec.id),
+        };
+    }
+    match state.offer_spec(spec) {
+        Ok((generation, changed)) => {
+            if changed {
+                if let Err(e) = state.flush().await {
+                    return Response::Error { message: e.to_string() };
+                }
+            }
+            reconciler.trigger(spec.id.clone());
+            Response::Applied {
+                id: spec.id.clone(),
+                generation,
+            }
+        }
+        Err(e) => Response::Error { message: e.to_string() },
+    }
+}
+
+async fn serve_requests(conn: quinn::Connection, state: State, reconciler: Arc<Reconciler>) {
+    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+        let state = state.clone();
+        let reconciler = reconciler.clone();
+        tokio::spawn(async move {
+            let resp = match read_frame::<_, Request>(&mut recv).await {
+                Ok(Some(Request::Apply(spec))) => offer(&state, &reconciler, &spec).await,
+                Ok(None) => return,
+                Err(e) => Response::Error { message: e.to_string() },
+            };
+            if write_frame(&mut send, &resp).await.is_ok() {
+                let _ = send.finish();
+            }
+        });
+    }
+}

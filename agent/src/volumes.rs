@@ -1,0 +1,88 @@
+//! Persistent volumes: one host directory per mount path of a container, under
+//! `<data_dir>/volumes/<id>/`. Host paths are built from the container id (validated) and an
+//! escaped form of the mount path, never from anything that could name another place.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error("volume {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("container id {0:?} is not a Berth id")]
+    BadId(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Volumes {
+    root: PathBuf,
+}
+
+/// `/var/data` → `var%2Fdata`: one flat, reversible directory name per mount path.
+fn escape(mount: &str) -> String {
+    mount.trim_start_matches('/').replace('%', "%25").replace('/', "%2F")
+}
+
+impl Volumes {
+    pub fn new(data_dir: &Path) -> Volumes {
+        Volumes {
+            root: data_dir.join("volumes"),
+        }
+    }
+
+    fn container_dir(&self, id: &str) -> Result<PathBuf, VolumeError> {
+        if !berth_shared::ids::is_container_id(id) {
+            return Err(VolumeError::BadId(id.to_string()));
+        }
+        Ok(self.root.join(id))
+    }
+
+    pub fn host_path(&self, id: &str, mount: &str) -> Result<PathBuf, VolumeError> {
+        Ok(self.container_dir(id)?.join(escape(mount)))
+    }
+
+    /// Creates (or keeps) the directory of every mount; returns `(host, target)` pairs.
+    pub fn ensure(&self, id: &str, mounts: &[String]) -> Result<Vec<(PathBuf, String)>, VolumeError> {
+        mounts
+            .iter()
+            .map(|m| {
+                let p = self.host_path(id, m)?;
+                std::fs::create_dir_all(&p).map_err(|source| VolumeError::Io {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                Ok((p, m.clone()))
+            })
+            .collect()
+    }
+
+    /// Removes every volume of the container. Missing is fine.
+    pub fn remove(&self, id: &str) -> Result<(), VolumeError> {
+        let dir = self.container_dir(id)?;
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(VolumeError::Io {
+                path: dir.display().to_string(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_paths_stay_inside_the_container_dir() {
+        let v = Volumes::new(Path::new("/data"));
+        assert_eq!(
+            v.host_path("abc12345", "/var/data").expect("path"),
+            Path::new("/data/volumes/abc12345/var%2Fdata")
+        );
+        assert_ne!(
+            v.host_path("abc12345", "/var_data").expect("a"),
+            v.host_path("abc12345", "/var/data").expect("b")
+        );
+        assert!(v.host_path("../../etc", "/root").is_err());
+    }
+}
