@@ -160,8 +160,14 @@ impl Reconciler {
         let id = spec.id.as_str();
         let hash = spec_hash(spec);
         if let Some(c) = self.rt.container(id).await? {
-            if c.labels.get(LABEL_SPEC_HASH) != Some(&hash) {
-                tracing::info!(id, "spec changed: re-creating the container, volumes kept");
+            // A running task is never disturbed for a spec it already runs; a container
+            // without a running task is re-created so it starts from the current spec.
+            let stale = c.labels.get(LABEL_SPEC_HASH) != Some(&hash);
+            let running = matches!(self.rt.task_state(id).await?, TaskState::Running | TaskState::Paused);
+            if stale || !running {
+                if stale {
+                    tracing::info!(id, "spec changed: re-creating the container, volumes kept");
+                }
                 self.stop_task(id).await?;
                 self.rt.delete_container(id).await?;
             }

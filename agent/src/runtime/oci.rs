@@ -90,7 +90,6 @@ pub fn spec(spec: &ContainerSpec, img: &ImageInfo, init: &Path, volumes: &[Volum
             "env": env(spec, img),
             "cwd": if img.working_dir.is_empty() { "/" } else { img.working_dir.as_str() },
             "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 65536, "soft": 65536}],
             "noNewPrivileges": true
         },
         "root": {"path": "rootfs", "readonly": false},
