@@ -46,7 +46,7 @@ pub struct CapacityConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ContainerdConfig {
     pub socket: PathBuf,
     pub namespace: String,
@@ -99,7 +99,10 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), String> {
         if !berth_shared::ids::is_host_key(&self.host_key) {
-            return Err(format!("host_key {:?} must be a DNS label (a-z, 0-9, '-')", self.host_key));
+            return Err(format!(
+                "host_key {:?} must be a DNS label (a-z, 0-9, '-')",
+                self.host_key
+            ));
         }
         if self.region.is_empty() {
             return Err("region must not be empty".into());

@@ -27,7 +27,10 @@ pub enum Error {
     #[error("containerd: {0}")]
     Runtime(#[from] runtime::RuntimeError),
     #[error("data dir {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("init binary {0} is missing (install Debian's tini package or set init_binary)")]
     NoInit(String),
 }
@@ -40,7 +43,9 @@ fn meminfo_mb() -> Option<u64> {
 }
 
 pub fn host_info(cfg: &Config) -> HostInfo {
-    let cpus = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(1);
     HostInfo {
         host_key: cfg.host_key.clone(),
         region: cfg.region.clone(),
@@ -72,7 +77,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let state = state::State::open(&cfg.data_dir.join("state"))?;
     let rt = runtime::Runtime::connect(&cfg.containerd).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
-    let reconciler = Arc::new(reconciler::Reconciler::new(cfg.clone(), state.clone(), rt, tx));
+    let reconciler = Arc::new(reconciler::Reconciler::new(
+        cfg.clone(),
+        state.clone(),
+        rt,
+        tx,
+    ));
 
     tracing::info!(host_key = %cfg.host_key, "reconciling containerd toward the stored specs");
     reconciler.reconcile_all().await;

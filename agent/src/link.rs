@@ -66,7 +66,10 @@ impl Link {
             if began.elapsed() > Duration::from_secs(30) {
                 backoff = Duration::from_millis(500);
             }
-            tracing::info!(retry_in_ms = backoff.as_millis() as u64, "reconnecting to the coordinator");
+            tracing::info!(
+                retry_in_ms = backoff.as_millis() as u64,
+                "reconnecting to the coordinator"
+            );
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }
@@ -91,7 +94,10 @@ impl Link {
         Ok(ep)
     }
 
-    async fn session(&self, reports: &mut mpsc::Receiver<ContainerReport>) -> Result<(), LinkError> {
+    async fn session(
+        &self,
+        reports: &mut mpsc::Receiver<ContainerReport>,
+    ) -> Result<(), LinkError> {
         let c = &self.cfg.coordinator;
         let addr = lookup_host(&c.address)
             .await
@@ -114,9 +120,12 @@ impl Link {
         )
         .await?;
         // A refused client certificate only shows here, at the first read.
-        let welcome = timeout(Duration::from_secs(15), read_frame::<_, CoordinatorMessage>(&mut recv))
-            .await
-            .map_err(|_| LinkError::Timeout("the coordinator's welcome"))??;
+        let welcome = timeout(
+            Duration::from_secs(15),
+            read_frame::<_, CoordinatorMessage>(&mut recv),
+        )
+        .await
+        .map_err(|_| LinkError::Timeout("the coordinator's welcome"))??;
         let interval = match welcome {
             Some(CoordinatorMessage::Welcome {
                 heartbeat_interval_ms,
@@ -134,7 +143,11 @@ impl Link {
             None => return Err(LinkError::Closed),
         };
 
-        let requests = tokio::spawn(serve_requests(conn.clone(), self.state.clone(), self.reconciler.clone()));
+        let requests = tokio::spawn(serve_requests(
+            conn.clone(),
+            self.state.clone(),
+            self.reconciler.clone(),
+        ));
         let mut tick = tokio::time::interval(interval);
         let result = loop {
             tokio::select! {
@@ -164,7 +177,11 @@ impl Link {
 }
 
 /// Stores a spec durably if it is newer, then reconciles it. Idempotent.
-async fn offer(state: &State, reconciler: &Arc<Reconciler>, spec: &berth_shared::protocol::ContainerSpec) -> Response {
+async fn offer(
+    state: &State,
+    reconciler: &Arc<Reconciler>,
+    spec: &berth_shared::protocol::ContainerSpec,
+) -> Response {
     if !berth_shared::ids::is_container_id(&spec.id) {
         return Response::Error {
             message: format!("{:?} is not a container id", spec.id),
@@ -174,7 +191,9 @@ async fn offer(state: &State, reconciler: &Arc<Reconciler>, spec: &berth_shared:
         Ok((generation, changed)) => {
             if changed {
                 if let Err(e) = state.flush().await {
-                    return Response::Error { message: e.to_string() };
+                    return Response::Error {
+                        message: e.to_string(),
+                    };
                 }
             }
             reconciler.trigger(spec.id.clone());
@@ -183,7 +202,9 @@ async fn offer(state: &State, reconciler: &Arc<Reconciler>, spec: &berth_shared:
                 generation,
             }
         }
-        Err(e) => Response::Error { message: e.to_string() },
+        Err(e) => Response::Error {
+            message: e.to_string(),
+        },
     }
 }
 
@@ -195,7 +216,9 @@ async fn serve_requests(conn: quinn::Connection, state: State, reconciler: Arc<R
             let resp = match read_frame::<_, Request>(&mut recv).await {
                 Ok(Some(Request::Apply(spec))) => offer(&state, &reconciler, &spec).await,
                 Ok(None) => return,
-                Err(e) => Response::Error { message: e.to_string() },
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
             };
             if write_frame(&mut send, &resp).await.is_ok() {
                 let _ = send.finish();

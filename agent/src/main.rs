@@ -5,10 +5,18 @@ use clap::Parser;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "berth-agent", version, about = "Berth agent: runs this host's containers on containerd")]
+#[command(
+    name = "berth-agent",
+    version,
+    about = "Berth agent: runs this host's containers on containerd"
+)]
 struct Cli {
     /// Config file (TOML); `BERTH_AGENT__SECTION__KEY` variables override it.
-    #[arg(long, default_value = "/etc/berth/agent.toml", env = "BERTH_AGENT_CONFIG")]
+    #[arg(
+        long,
+        default_value = "/etc/berth/agent.toml",
+        env = "BERTH_AGENT_CONFIG"
+    )]
     config: PathBuf,
 }
 
@@ -30,7 +38,10 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let config = Config::load(&cli.config)?;
     berth_agent::run(config, shutdown_signal()).await?;

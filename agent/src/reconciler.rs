@@ -56,11 +56,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn spec_hash(s: &ContainerSpec) -> String {
     let key = serde_json::json!([s.image, s.cpu_millis, s.memory_mb, s.mount_paths, s.env]);
     let d = digest::digest(&digest::SHA256, key.to_string().as_bytes());
-    d.as_ref()[..12].iter().map(|b| format!("{b:02x}")).collect()
+    d.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Reconciler {
-    pub fn new(cfg: Arc<Config>, state: State, rt: Runtime, reports: mpsc::Sender<ContainerReport>) -> Reconciler {
+    pub fn new(
+        cfg: Arc<Config>,
+        state: State,
+        rt: Runtime,
+        reports: mpsc::Sender<ContainerReport>,
+    ) -> Reconciler {
         Reconciler {
             volumes: Volumes::new(&cfg.data_dir),
             cfg,
@@ -111,7 +119,10 @@ impl Reconciler {
         let result = match spec.desired {
             DesiredState::Running => self.ensure_running(&spec).await,
             DesiredState::Stopped => self.stop_task(id).await.map(|_| ObservedState::Stopped),
-            DesiredState::Deleted => self.teardown(id, true).await.map(|_| ObservedState::Deleted),
+            DesiredState::Deleted => self
+                .teardown(id, true)
+                .await
+                .map(|_| ObservedState::Deleted),
         };
         match result {
             Ok(ObservedState::Deleted) => {
@@ -144,7 +155,9 @@ impl Reconciler {
         };
         if state != ObservedState::Deleted {
             let old = self.state.report(&spec.id).ok().flatten();
-            if old.is_some_and(|o| o.state == r.state && o.reason == r.reason && o.generation == r.generation) {
+            if old.is_some_and(|o| {
+                o.state == r.state && o.reason == r.reason && o.generation == r.generation
+            }) {
                 return;
             }
             if let Err(e) = self.state.put_report(&r) {
@@ -156,14 +169,20 @@ impl Reconciler {
         let _ = self.reports.try_send(r);
     }
 
-    async fn ensure_running(self: &Arc<Self>, spec: &ContainerSpec) -> Result<ObservedState, ReconcileError> {
+    async fn ensure_running(
+        self: &Arc<Self>,
+        spec: &ContainerSpec,
+    ) -> Result<ObservedState, ReconcileError> {
         let id = spec.id.as_str();
         let hash = spec_hash(spec);
         if let Some(c) = self.rt.container(id).await? {
             // A running task is never disturbed for a spec it already runs; a container
             // without a running task is re-created so it starts from the current spec.
             let stale = c.labels.get(LABEL_SPEC_HASH) != Some(&hash);
-            let running = matches!(self.rt.task_state(id).await?, TaskState::Running | TaskState::Paused);
+            let running = matches!(
+                self.rt.task_state(id).await?,
+                TaskState::Running | TaskState::Paused
+            );
             if stale || !running {
                 if stale {
                     tracing::info!(id, "spec changed: re-creating the container, volumes kept");
@@ -176,7 +195,10 @@ impl Reconciler {
             self.report(spec, ObservedState::Initializing, None);
             let img = self.rt.image(&spec.image, self.cfg.arch().as_str()).await?;
             let vols = self.volumes.ensure(id, &spec.mount_paths)?;
-            let vols: Vec<oci::Volume> = vols.iter().map(|(h, t)| oci::Volume { host: h, target: t }).collect();
+            let vols: Vec<oci::Volume> = vols
+                .iter()
+                .map(|(h, t)| oci::Volume { host: h, target: t })
+                .collect();
             let json = oci::spec(spec, &img, &self.cfg.init_binary, &vols);
             self.rt.ensure_snapshot(id, &img.chain_id).await?;
             let labels = HashMap::from([
@@ -184,7 +206,11 @@ impl Reconciler {
                 (LABEL_GENERATION.to_string(), spec.generation.to_string()),
                 (LABEL_SPEC_HASH.to_string(), hash),
             ]);
-            match self.rt.create_container(id, &spec.image, json.to_string().into_bytes(), labels).await {
+            match self
+                .rt
+                .create_container(id, &spec.image, json.to_string().into_bytes(), labels)
+                .await
+            {
                 Err(RuntimeError::AlreadyExists { .. }) | Ok(()) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -236,17 +262,26 @@ impl Reconciler {
             if lock(&me.expected_exit).remove(&id) {
                 return;
             }
-            let Ok(Some(spec)) = me.state.spec(&id) else { return };
+            let Ok(Some(spec)) = me.state.spec(&id) else {
+                return;
+            };
             if spec.desired != DesiredState::Running {
                 return;
             }
             let delay = {
                 let mut started = lock(&me.started);
                 let e = started.entry(id.clone()).or_insert((Instant::now(), 0));
-                e.1 = if e.0.elapsed() < Duration::from_secs(30) { e.1 + 1 } else { 1 };
+                e.1 = if e.0.elapsed() < Duration::from_secs(30) {
+                    e.1 + 1
+                } else {
+                    1
+                };
                 Duration::from_secs(1u64 << e.1.min(6)).min(Duration::from_secs(60))
             };
-            let why = format!("process exited with status {status}; restarting in {}s", delay.as_secs());
+            let why = format!(
+                "process exited with status {status}; restarting in {}s",
+                delay.as_secs()
+            );
             me.report(&spec, ObservedState::Failed, Some(why));
             tokio::time::sleep(delay).await;
             me.reconcile(&id).await;
@@ -261,7 +296,10 @@ impl Reconciler {
             TaskState::Running | TaskState::Paused | TaskState::Created => {
                 lock(&self.expected_exit).insert(id.to_string());
                 self.rt.kill(id, SIGTERM, false).await?;
-                if tokio::time::timeout(self.cfg.stop_grace, self.rt.wait(id)).await.is_err() {
+                if tokio::time::timeout(self.cfg.stop_grace, self.rt.wait(id))
+                    .await
+                    .is_err()
+                {
                     tracing::info!(id, "no exit within the grace period: SIGKILL");
                     self.rt.kill(id, SIGKILL, true).await?;
                     let _ = tokio::time::timeout(Duration::from_secs(10), self.rt.wait(id)).await;

@@ -10,7 +10,10 @@ pub enum StateError {
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
     #[error("stored record {key} is corrupt: {source}")]
-    Corrupt { key: String, source: serde_json::Error },
+    Corrupt {
+        key: String,
+        source: serde_json::Error,
+    },
 }
 
 #[derive(Clone)]
@@ -43,7 +46,10 @@ impl State {
     }
 
     pub fn spec(&self, id: &str) -> Result<Option<ContainerSpec>, StateError> {
-        self.specs.get(id)?.map(|v| decode(id.as_bytes(), &v)).transpose()
+        self.specs
+            .get(id)?
+            .map(|v| decode(id.as_bytes(), &v))
+            .transpose()
     }
 
     pub fn specs(&self) -> Result<Vec<ContainerSpec>, StateError> {
@@ -64,13 +70,20 @@ impl State {
         })?;
         loop {
             let old = self.specs.get(&spec.id)?;
-            let held: Option<ContainerSpec> = old.as_ref().map(|v| decode(spec.id.as_bytes(), v)).transpose()?;
+            let held: Option<ContainerSpec> = old
+                .as_ref()
+                .map(|v| decode(spec.id.as_bytes(), v))
+                .transpose()?;
             if let Some(h) = &held {
                 if h.generation >= spec.generation {
                     return Ok((h.generation, false));
                 }
             }
-            if self.specs.compare_and_swap(&spec.id, old, Some(value.clone()))?.is_ok() {
+            if self
+                .specs
+                .compare_and_swap(&spec.id, old, Some(value.clone()))?
+                .is_ok()
+            {
                 return Ok((spec.generation, true));
             }
         }
@@ -83,7 +96,10 @@ impl State {
     }
 
     pub fn report(&self, id: &str) -> Result<Option<ContainerReport>, StateError> {
-        self.reports.get(id)?.map(|v| decode(id.as_bytes(), &v)).transpose()
+        self.reports
+            .get(id)?
+            .map(|v| decode(id.as_bytes(), &v))
+            .transpose()
     }
 
     pub fn put_report(&self, r: &ContainerReport) -> Result<(), StateError> {
@@ -101,15 +117,18 @@ impl State {
             .specs()?
             .into_iter()
             .map(|s| {
-                self.report(&s.id).ok().flatten().unwrap_or(ContainerReport {
-                    id: s.id,
-                    generation: 0,
-                    state: ObservedState::Pending,
-                    reason: None,
-                    memory_used_mb: None,
-                    storage_used_gb: None,
-                    at: berth_shared::time::now_unix().0,
-                })
+                self.report(&s.id)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(ContainerReport {
+                        id: s.id,
+                        generation: 0,
+                        state: ObservedState::Pending,
+                        reason: None,
+                        memory_used_mb: None,
+                        storage_used_gb: None,
+                        at: berth_shared::time::now_unix().0,
+                    })
             })
             .collect())
     }

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum VolumeError {
     #[error("volume {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("container id {0:?} is not a Berth id")]
     BadId(String),
 }
@@ -19,7 +22,10 @@ pub struct Volumes {
 
 /// `/var/data` → `var%2Fdata`: one flat, reversible directory name per mount path.
 fn escape(mount: &str) -> String {
-    mount.trim_start_matches('/').replace('%', "%25").replace('/', "%2F")
+    mount
+        .trim_start_matches('/')
+        .replace('%', "%25")
+        .replace('/', "%2F")
 }
 
 impl Volumes {
@@ -41,7 +47,11 @@ impl Volumes {
     }
 
     /// Creates (or keeps) the directory of every mount; returns `(host, target)` pairs.
-    pub fn ensure(&self, id: &str, mounts: &[String]) -> Result<Vec<(PathBuf, String)>, VolumeError> {
+    pub fn ensure(
+        &self,
+        id: &str,
+        mounts: &[String],
+    ) -> Result<Vec<(PathBuf, String)>, VolumeError> {
         mounts
             .iter()
             .map(|m| {

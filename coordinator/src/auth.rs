@@ -90,7 +90,11 @@ impl Authenticator {
             }
             JwtAlgorithm::RS256 | JwtAlgorithm::EdDSA => {
                 let rsa = cfg.algorithm == JwtAlgorithm::RS256;
-                let public = read(cfg.public_key_file.as_deref().unwrap_or_else(|| "".as_ref()))?;
+                let public = read(
+                    cfg.public_key_file
+                        .as_deref()
+                        .unwrap_or_else(|| "".as_ref()),
+                )?;
                 let decoding = if rsa {
                     DecodingKey::from_rsa_pem(&public)
                 } else {
@@ -111,7 +115,11 @@ impl Authenticator {
                     }
                     None => None,
                 };
-                let alg = if rsa { Algorithm::RS256 } else { Algorithm::EdDSA };
+                let alg = if rsa {
+                    Algorithm::RS256
+                } else {
+                    Algorithm::EdDSA
+                };
                 (alg, decoding, encoding)
             }
         };
@@ -195,14 +203,18 @@ mod tests {
     #[test]
     fn round_trip() {
         let a = auth(S1);
-        let t = a.issue("alice", Duration::from_secs(60), None).expect("issue");
+        let t = a
+            .issue("alice", Duration::from_secs(60), None)
+            .expect("issue");
         assert_eq!(a.verify(&t).expect("verify").id, "alice");
     }
 
     #[test]
     fn rejects_other_key_none_and_expired() {
         let a = auth(S1);
-        let other = auth(S2).issue("alice", Duration::from_secs(60), None).expect("issue");
+        let other = auth(S2)
+            .issue("alice", Duration::from_secs(60), None)
+            .expect("issue");
         assert!(a.verify(&other).is_err());
 
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
@@ -211,7 +223,13 @@ mod tests {
 
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &Claims { sub: "alice".into(), exp: 1000, iat: None, nbf: None, scopes: None },
+            &Claims {
+                sub: "alice".into(),
+                exp: 1000,
+                iat: None,
+                nbf: None,
+                scopes: None,
+            },
             &EncodingKey::from_secret(S1.as_bytes()),
         )
         .expect("encode");

@@ -187,7 +187,9 @@ impl Config {
         match a.algorithm {
             JwtAlgorithm::HS256 => {
                 if a.secret.is_none() == a.secret_file.is_none() {
-                    return Err("[auth] HS256 needs exactly one of `secret` or `secret_file`".into());
+                    return Err(
+                        "[auth] HS256 needs exactly one of `secret` or `secret_file`".into(),
+                    );
                 }
                 if a.secret.as_ref().is_some_and(|s| s.len() < 32) {
                     return Err("[auth] secret must be at least 32 bytes".into());
@@ -204,7 +206,9 @@ impl Config {
             return Err("[limits] need min_memory_mb <= default_memory_mb <= max_memory_mb".into());
         }
         if l.min_storage_gb > l.default_storage_gb || l.default_storage_gb > l.max_storage_gb {
-            return Err("[limits] need min_storage_gb <= default_storage_gb <= max_storage_gb".into());
+            return Err(
+                "[limits] need min_storage_gb <= default_storage_gb <= max_storage_gb".into(),
+            );
         }
         if self.api.domain.is_empty() || self.api.domain.contains('/') {
             return Err("[api] domain must be a DNS name".into());
@@ -212,7 +216,12 @@ impl Config {
         if self.link.heartbeat_grace <= self.link.heartbeat_interval {
             return Err("[link] heartbeat_grace must exceed heartbeat_interval".into());
         }
-        if !self.images.builtin.iter().any(|b| b.image == self.images.default) {
+        if !self
+            .images
+            .builtin
+            .iter()
+            .any(|b| b.image == self.images.default)
+        {
             return Err("[images] default must be one of the builtin images".into());
         }
         Ok(())

@@ -16,7 +16,9 @@ impl App {
         let mut reason = r.status_reason.clone();
         if let Some(h) = &r.host_key {
             if !self.hub.host(h).is_some_and(|e| e.connected()) {
-                reason = Some(format!("host {h} is unreachable; status is its last report"));
+                reason = Some(format!(
+                    "host {h} is unreachable; status is its last report"
+                ));
             }
         }
         api::Container {
@@ -54,10 +56,19 @@ impl App {
     }
 
     pub fn list(&self, user: &str) -> Result<Vec<api::Container>, Error> {
-        Ok(self.store.user_containers(user)?.iter().map(|r| self.view(r)).collect())
+        Ok(self
+            .store
+            .user_containers(user)?
+            .iter()
+            .map(|r| self.view(r))
+            .collect())
     }
 
-    pub async fn create(self: &Arc<Self>, user: &str, body: &serde_json::Value) -> Result<api::Container, Error> {
+    pub async fn create(
+        self: &Arc<Self>,
+        user: &str,
+        body: &serde_json::Value,
+    ) -> Result<api::Container, Error> {
         let l = &self.config.limits;
         let limits = CreateLimits {
             instance_types: self.config.catalog.names(),
@@ -68,14 +79,23 @@ impl App {
             storage_gb: (l.min_storage_gb, l.max_storage_gb),
         };
         let mut req = validation::create_container(body, &limits).map_err(Error::Invalid)?;
-        let image = req.image.take().unwrap_or_else(|| self.config.images.default.clone());
+        let image = req
+            .image
+            .take()
+            .unwrap_or_else(|| self.config.images.default.clone());
         if !self.config.images.builtin.iter().any(|b| b.image == image) {
-            return Err(Error::invalid("image", "must be an image listed by GET /compute/images"));
+            return Err(Error::invalid(
+                "image",
+                "must be an image listed by GET /compute/images",
+            ));
         }
         let keys = self.store.user_keys(user)?;
         for id in &req.ssh_key_ids {
             if !keys.iter().any(|k| k.id == *id) {
-                return Err(Error::invalid("ssh_key_ids", format!("{id} is not one of your SSH keys")));
+                return Err(Error::invalid(
+                    "ssh_key_ids",
+                    format!("{id} is not one of your SSH keys"),
+                ));
             }
         }
         let Some(itype) = self.config.catalog.get(&req.instance_type).cloned() else {
@@ -85,7 +105,10 @@ impl App {
         let _guard = self.quota_lock.lock().await;
         let mine = self.store.user_containers(user)?;
         if mine.iter().any(|c| c.name == req.name) {
-            return Err(Error::Conflict(format!("you already have a container named {:?}", req.name)));
+            return Err(Error::Conflict(format!(
+                "you already have a container named {:?}",
+                req.name
+            )));
         }
         let max = l.max_containers;
         if mine.len() as u64 + 1 > max {
@@ -148,7 +171,10 @@ impl App {
 
     fn try_place(&self, rec: &mut ContainerRecord) -> Result<(), Error> {
         let Some(itype) = self.config.catalog.get(&rec.instance_type) else {
-            rec.status_reason = Some(format!("instance type {:?} is no longer offered", rec.instance_type));
+            rec.status_reason = Some(format!(
+                "instance type {:?} is no longer offered",
+                rec.instance_type
+            ));
             return Ok(());
         };
         let demand = Demand {
@@ -175,8 +201,13 @@ impl App {
     /// Places containers that found no host yet (called when hosts connect).
     pub async fn place_pending(self: &Arc<Self>) {
         let _guard = self.quota_lock.lock().await;
-        let Ok(all) = self.store.all_containers() else { return };
-        for mut rec in all.into_iter().filter(|r| r.host_key.is_none() && r.is_visible()) {
+        let Ok(all) = self.store.all_containers() else {
+            return;
+        };
+        for mut rec in all
+            .into_iter()
+            .filter(|r| r.host_key.is_none() && r.is_visible())
+        {
             if self.try_place(&mut rec).is_ok() && rec.host_key.is_some() {
                 let placed = rec.clone();
                 let stored = self.store.update_container(&rec.id, |r| {
@@ -220,7 +251,9 @@ impl App {
     /// Sends the record's spec to its host in the background. A failure is harmless: the
     /// agent reports its generations with every heartbeat and gets the spec again.
     pub fn dispatch(self: &Arc<Self>, r: &ContainerRecord) {
-        let Some(host) = r.host_key.clone() else { return };
+        let Some(host) = r.host_key.clone() else {
+            return;
+        };
         let spec = self.spec(r);
         let app = self.clone();
         tokio::spawn(async move {

@@ -20,7 +20,10 @@ pub enum HubError {
     #[error("TLS material: {0}")]
     Tls(#[from] berth_shared::tls::TlsError),
     #[error("QUIC endpoint on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("QUIC TLS config: {0}")]
     QuicTls(String),
     #[error("host {0} is not connected")]
@@ -115,7 +118,10 @@ impl Hub {
     /// Forgets the connection if it is still the host's current one.
     fn disconnect(&self, key: &str, conn: &quinn::Connection) {
         if let Some(h) = self.lock().get_mut(key) {
-            if h.conn.as_ref().is_some_and(|c| c.stable_id() == conn.stable_id()) {
+            if h.conn
+                .as_ref()
+                .is_some_and(|c| c.stable_id() == conn.stable_id())
+            {
                 h.conn = None;
             }
         }
@@ -146,7 +152,12 @@ impl Hub {
             .map_err(|_| HubError::Timeout("a stream"))??;
         write_frame(&mut send, req).await?;
         let _ = send.finish();
-        match timeout(Duration::from_secs(30), read_frame::<_, Response>(&mut recv)).await {
+        match timeout(
+            Duration::from_secs(30),
+            read_frame::<_, Response>(&mut recv),
+        )
+        .await
+        {
             Err(_) => Err(HubError::Timeout("the agent's answer")),
             Ok(Ok(Some(r))) => Ok(r),
             Ok(Ok(None)) => Err(HubError::Refused("stream closed without an answer".into())),
@@ -167,7 +178,8 @@ pub fn bind(cfg: &crate::config::LinkConfig) -> Result<quinn::Endpoint, HubError
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     transport.max_idle_timeout(Some(
-        quinn::IdleTimeout::try_from(cfg.heartbeat_grace).unwrap_or(quinn::VarInt::from_u32(30_000).into()),
+        quinn::IdleTimeout::try_from(cfg.heartbeat_grace)
+            .unwrap_or(quinn::VarInt::from_u32(30_000).into()),
     ));
     server.transport_config(Arc::new(transport));
     quinn::Endpoint::server(server, cfg.listen).map_err(|source| HubError::Bind {
@@ -213,15 +225,24 @@ async fn serve_agent(app: Arc<App>, incoming: quinn::Incoming) -> Result<(), Hub
     let (mut send, mut recv) = timeout(Duration::from_secs(10), conn.accept_bi())
         .await
         .map_err(|_| HubError::Timeout("the control stream"))??;
-    let hello = timeout(Duration::from_secs(10), read_frame::<_, AgentMessage>(&mut recv))
-        .await
-        .map_err(|_| HubError::Timeout("hello"))??;
-    let Some(AgentMessage::Hello { protocol, host, inventory }) = hello else {
+    let hello = timeout(
+        Duration::from_secs(10),
+        read_frame::<_, AgentMessage>(&mut recv),
+    )
+    .await
+    .map_err(|_| HubError::Timeout("hello"))??;
+    let Some(AgentMessage::Hello {
+        protocol,
+        host,
+        inventory,
+    }) = hello
+    else {
         return Err(HubError::Refused("first message was not hello".into()));
     };
     let refuse = |reason: String| CoordinatorMessage::Refused { reason };
     if protocol != PROTOCOL_VERSION {
-        let why = format!("protocol {protocol} not supported (coordinator speaks {PROTOCOL_VERSION})");
+        let why =
+            format!("protocol {protocol} not supported (coordinator speaks {PROTOCOL_VERSION})");
         write_frame(&mut send, &refuse(why.clone())).await?;
         return Err(HubError::Refused(why));
     }
@@ -256,7 +277,9 @@ async fn serve_agent(app: Arc<App>, incoming: quinn::Incoming) -> Result<(), Hub
                 app.hub.touch(&key);
                 app.on_report(&key, report).await;
             }
-            Ok(Some(AgentMessage::Hello { .. })) => break Err(HubError::Refused("second hello".into())),
+            Ok(Some(AgentMessage::Hello { .. })) => {
+                break Err(HubError::Refused("second hello".into()))
+            }
             Ok(None) => break Ok(()),
             Err(e) => break Err(e.into()),
         }

@@ -19,10 +19,19 @@ impl App {
     }
 
     pub fn list_keys(&self, user: &str) -> Result<Vec<api::SshKey>, Error> {
-        Ok(self.store.user_keys(user)?.iter().map(Self::key_view).collect())
+        Ok(self
+            .store
+            .user_keys(user)?
+            .iter()
+            .map(Self::key_view)
+            .collect())
     }
 
-    pub async fn add_key(&self, user: &str, body: &serde_json::Value) -> Result<api::SshKey, Error> {
+    pub async fn add_key(
+        &self,
+        user: &str,
+        body: &serde_json::Value,
+    ) -> Result<api::SshKey, Error> {
         let mut f = Fields::new(body).map_err(Error::Invalid)?;
         let name = f.string("name", true);
         let public_key = f.string("public_key", true);
@@ -50,7 +59,9 @@ impl App {
         let mine = self.store.user_keys(user)?;
         let fingerprint = key.fingerprint();
         if mine.iter().any(|k| k.fingerprint == fingerprint) {
-            return Err(Error::Conflict(format!("this key is already registered ({fingerprint})")));
+            return Err(Error::Conflict(format!(
+                "this key is already registered ({fingerprint})"
+            )));
         }
         let max = self.config.limits.max_ssh_keys;
         if mine.len() as u64 + 1 > max {

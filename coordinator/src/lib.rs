@@ -36,7 +36,10 @@ pub enum Error {
     #[error("agent link: {0}")]
     Hub(#[from] hub::HubError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running coordinator: its bound addresses and the task that ends when it has shut down.
@@ -54,7 +57,10 @@ impl Running {
 }
 
 /// Starts the API and the agent endpoint; both stop when `shutdown` resolves.
-pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Running, Error> {
+pub async fn start(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, Error> {
     let store = store::Store::open(&config.store.path)?;
     let authn = auth::Authenticator::from_config(&config.auth)?;
     let endpoint = hub::bind(&config.link)?;
@@ -79,7 +85,11 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let routes = api::routes(app.clone());
     let app2 = app.clone();
     let done = tokio::spawn(async move {
-        warp::serve(routes).incoming(listener).graceful(shutdown).run().await;
+        warp::serve(routes)
+            .incoming(listener)
+            .graceful(shutdown)
+            .run()
+            .await;
         tracing::info!("API stopped; closing agent connections");
         endpoint.close(0u32.into(), b"coordinator shutting down");
         housekeeping.abort();
@@ -98,7 +108,10 @@ pub async fn start(config: Config, shutdown: impl Future<Output = ()> + Send + '
 }
 
 /// Runs until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     start(config, shutdown).await?.wait().await;
     Ok(())
 }
@@ -113,7 +126,7 @@ async fn housekeeping(app: Arc<App>) {
         for host in app.hub.sweep(app.config.link.heartbeat_grace) {
             tracing::warn!(%host, "host unreachable: no heartbeat within the grace period");
         }
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             app.place_pending().await;
         }
     }

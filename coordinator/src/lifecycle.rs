@@ -68,7 +68,13 @@ impl App {
                     match events.recv().await {
                         Ok(ev) if ev.id != rec.id => continue,
                         Ok(_) | Err(RecvError::Lagged(_)) => {
-                            if self.store.get_container(id).ok().flatten().is_none_or(|r| done(&r)) {
+                            if self
+                                .store
+                                .get_container(id)
+                                .ok()
+                                .flatten()
+                                .is_none_or(|r| done(&r))
+                            {
                                 break;
                             }
                         }
@@ -99,7 +105,9 @@ impl App {
         for r in &inventory {
             self.on_report(host, r.clone()).await;
         }
-        let Ok(all) = self.store.all_containers() else { return };
+        let Ok(all) = self.store.all_containers() else {
+            return;
+        };
         for rec in all.iter().filter(|r| r.host_key.as_deref() == Some(host)) {
             let behind = inventory
                 .iter()
@@ -113,7 +121,8 @@ impl App {
             }
         }
         for r in inventory.iter().filter(|r| {
-            !all.iter().any(|c| c.id == r.id && c.host_key.as_deref() == Some(host))
+            !all.iter()
+                .any(|c| c.id == r.id && c.host_key.as_deref() == Some(host))
         }) {
             tracing::warn!(host, id = %r.id, "agent holds a container this coordinator does not know; leaving it alone");
         }
@@ -132,7 +141,9 @@ impl App {
     }
 
     pub async fn on_report(self: &Arc<Self>, host: &str, report: ContainerReport) {
-        let Ok(Some(rec)) = self.store.get_container(&report.id) else { return };
+        let Ok(Some(rec)) = self.store.get_container(&report.id) else {
+            return;
+        };
         if rec.host_key.as_deref() != Some(host) {
             return;
         }
@@ -142,7 +153,9 @@ impl App {
             }
             return;
         }
-        let Some(status) = report.state.status() else { return };
+        let Some(status) = report.state.status() else {
+            return;
+        };
         let updated = self.store.update_container(&report.id, |r| {
             // Usage is always fresh; status only counts once the agent holds the current spec.
             r.memory_used_mb = report.memory_used_mb.or(r.memory_used_mb);

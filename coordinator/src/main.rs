@@ -6,10 +6,19 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "berth-coordinator", version, about = "Berth coordinator: REST API, auth, placement, agent hub")]
+#[command(
+    name = "berth-coordinator",
+    version,
+    about = "Berth coordinator: REST API, auth, placement, agent hub"
+)]
 struct Cli {
     /// Config file (TOML); `BERTH_COORDINATOR__SECTION__KEY` variables override it.
-    #[arg(long, global = true, default_value = "/etc/berth/coordinator.toml", env = "BERTH_COORDINATOR_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "/etc/berth/coordinator.toml",
+        env = "BERTH_COORDINATOR_CONFIG"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
@@ -58,7 +67,10 @@ enum TlsCommand {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn shutdown_signal() {
@@ -88,7 +100,9 @@ async fn main() -> anyhow::Result<()> {
             let scopes = (!scopes.is_empty()).then_some(scopes);
             println!("{}", auth.issue(&user, ttl, scopes)?);
         }
-        Command::Tls { command: TlsCommand::Init { force } } => {
+        Command::Tls {
+            command: TlsCommand::Init { force },
+        } => {
             let new_ca = berth_coordinator::pki::init(&config.link, force)?;
             eprintln!(
                 "{} CA {}; coordinator certificate {}",
@@ -97,10 +111,15 @@ async fn main() -> anyhow::Result<()> {
                 config.link.cert.display()
             );
         }
-        Command::Tls { command: TlsCommand::IssueAgent { host_key, out } } => {
+        Command::Tls {
+            command: TlsCommand::IssueAgent { host_key, out },
+        } => {
             berth_coordinator::pki::issue_agent(&config.link, &host_key, &out)
                 .with_context(|| format!("issuing a certificate for {host_key}"))?;
-            eprintln!("agent certificate for {host_key} written to {}", out.display());
+            eprintln!(
+                "agent certificate for {host_key} written to {}",
+                out.display()
+            );
         }
     }
     Ok(())

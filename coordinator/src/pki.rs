@@ -15,7 +15,10 @@ pub enum PkiError {
     #[error("certificate generation: {0}")]
     Rcgen(#[from] rcgen::Error),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("host key {0:?} must be a DNS label (a-z, 0-9, '-', at most 63)")]
     BadHostKey(String),
 }
@@ -48,7 +51,8 @@ fn write(path: &Path, contents: &str, secret: bool) -> Result<(), PkiError> {
 /// The CA's parameters. They are fixed so the issuer can be rebuilt from the CA key alone.
 fn ca_params() -> Result<CertificateParams, PkiError> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
-    p.distinguished_name.push(DnType::CommonName, "Berth cluster CA");
+    p.distinguished_name
+        .push(DnType::CommonName, "Berth cluster CA");
     p.distinguished_name.push(DnType::OrganizationName, "Berth");
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     p.key_usages = vec![
@@ -64,7 +68,11 @@ fn issuer(link: &LinkConfig) -> Result<Issuer<'static, KeyPair>, PkiError> {
     Ok(Issuer::new(ca_params()?, KeyPair::from_pem(&pem)?))
 }
 
-fn leaf(names: Vec<String>, cn: &str, eku: ExtendedKeyUsagePurpose) -> Result<CertificateParams, PkiError> {
+fn leaf(
+    names: Vec<String>,
+    cn: &str,
+    eku: ExtendedKeyUsagePurpose,
+) -> Result<CertificateParams, PkiError> {
     let mut p = CertificateParams::new(names)?;
     p.distinguished_name.push(DnType::CommonName, cn);
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -85,7 +93,11 @@ pub fn init(link: &LinkConfig, force: bool) -> Result<bool, PkiError> {
     }
     let issuer = issuer(link)?;
     let key = KeyPair::generate()?;
-    let params = leaf(link.server_names.clone(), "berth-coordinator", ExtendedKeyUsagePurpose::ServerAuth)?;
+    let params = leaf(
+        link.server_names.clone(),
+        "berth-coordinator",
+        ExtendedKeyUsagePurpose::ServerAuth,
+    )?;
     let cert = params.signed_by(&key, &issuer)?;
     write(&link.key, &key.serialize_pem(), true)?;
     write(&link.cert, &cert.pem(), false)?;
@@ -99,7 +111,11 @@ pub fn issue_agent(link: &LinkConfig, host_key: &str, out: &Path) -> Result<(), 
     }
     let issuer = issuer(link)?;
     let key = KeyPair::generate()?;
-    let params = leaf(vec![host_key.to_string()], host_key, ExtendedKeyUsagePurpose::ClientAuth)?;
+    let params = leaf(
+        vec![host_key.to_string()],
+        host_key,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    )?;
     let cert = params.signed_by(&key, &issuer)?;
     let ca = std::fs::read_to_string(&link.ca_cert).map_err(io_err(&link.ca_cert))?;
     write(&out.join("agent.key"), &key.serialize_pem(), true)?;

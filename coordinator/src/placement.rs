@@ -32,16 +32,29 @@ fn fits(cap: &Resources, used: &Resources, need: &Resources) -> bool {
 /// Fraction of the host left free after placing `need`: the emptiest host wins, which spreads
 /// load across the fleet.
 fn headroom(cap: &Resources, used: &Resources, need: &Resources) -> f64 {
-    let frac = |c: u64, u: u64, n: u64| if c == 0 { 0.0 } else { (c - u - n) as f64 / c as f64 };
+    let frac = |c: u64, u: u64, n: u64| {
+        if c == 0 {
+            0.0
+        } else {
+            (c - u - n) as f64 / c as f64
+        }
+    };
     frac(cap.cpu_millis, used.cpu_millis, need.cpu_millis)
         .min(frac(cap.memory_mb, used.memory_mb, need.memory_mb))
         .min(frac(cap.disk_gb, used.disk_gb, need.disk_gb))
 }
 
 /// Picks a host for `d`, or explains why none fits.
-pub fn place(hosts: &[Candidate], used: &HashMap<String, Resources>, d: &Demand) -> Result<String, String> {
+pub fn place(
+    hosts: &[Candidate],
+    used: &HashMap<String, Resources>,
+    d: &Demand,
+) -> Result<String, String> {
     let zero = Resources::default();
-    let mut eligible: Vec<&Candidate> = hosts.iter().filter(|h| h.connected && !h.cordoned).collect();
+    let mut eligible: Vec<&Candidate> = hosts
+        .iter()
+        .filter(|h| h.connected && !h.cordoned)
+        .collect();
     if let Some(k) = &d.host_key {
         eligible.retain(|h| &h.host_key == k);
         if eligible.is_empty() {
@@ -56,7 +69,10 @@ pub fn place(hosts: &[Candidate], used: &HashMap<String, Resources>, d: &Demand)
     }
     eligible.retain(|h| h.arch == d.arch);
     if eligible.is_empty() {
-        return Err(format!("no connected host with arch {} for this instance type", d.arch));
+        return Err(format!(
+            "no connected host with arch {} for this instance type",
+            d.arch
+        ));
     }
     eligible
         .iter()
@@ -84,7 +100,11 @@ mod tests {
             host_key: key.into(),
             region: region.into(),
             arch,
-            capacity: Resources { cpu_millis: 4000, memory_mb: 4096, disk_gb: 100 },
+            capacity: Resources {
+                cpu_millis: 4000,
+                memory_mb: 4096,
+                disk_gb: 100,
+            },
             connected: true,
             cordoned: false,
         }
@@ -93,7 +113,11 @@ mod tests {
     fn demand(arch: Arch) -> Demand {
         Demand {
             arch,
-            need: Resources { cpu_millis: 1000, memory_mb: 512, disk_gb: 5 },
+            need: Resources {
+                cpu_millis: 1000,
+                memory_mb: 512,
+                disk_gb: 5,
+            },
             region: None,
             host_key: None,
         }
@@ -101,9 +125,20 @@ mod tests {
 
     #[test]
     fn matches_arch_and_spreads() {
-        let hosts = vec![host("a", Arch::Amd64, "r1"), host("b", Arch::Amd64, "r1"), host("c", Arch::Arm64, "r1")];
+        let hosts = vec![
+            host("a", Arch::Amd64, "r1"),
+            host("b", Arch::Amd64, "r1"),
+            host("c", Arch::Arm64, "r1"),
+        ];
         let mut used = HashMap::new();
-        used.insert("a".to_string(), Resources { cpu_millis: 2000, memory_mb: 2048, disk_gb: 10 });
+        used.insert(
+            "a".to_string(),
+            Resources {
+                cpu_millis: 2000,
+                memory_mb: 2048,
+                disk_gb: 10,
+            },
+        );
         assert_eq!(place(&hosts, &used, &demand(Arch::Amd64)), Ok("b".into()));
         assert_eq!(place(&hosts, &used, &demand(Arch::Arm64)), Ok("c".into()));
     }
@@ -115,7 +150,9 @@ mod tests {
         assert!(e.contains("arm64"), "{e}");
         let mut big = demand(Arch::Amd64);
         big.need.memory_mb = 8192;
-        assert!(place(&hosts, &HashMap::new(), &big).expect_err("too big").contains("room"));
+        assert!(place(&hosts, &HashMap::new(), &big)
+            .expect_err("too big")
+            .contains("room"));
         hosts[0].cordoned = true;
         assert!(place(&hosts, &HashMap::new(), &demand(Arch::Amd64)).is_err());
     }

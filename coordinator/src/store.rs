@@ -127,7 +127,11 @@ impl Store {
 
     /// Applies `f` atomically (compare-and-swap loop). `f` returning `None` leaves the record
     /// untouched. Returns the record as stored afterwards.
-    pub fn update_container<F>(&self, id: &str, mut f: F) -> Result<Option<ContainerRecord>, StoreError>
+    pub fn update_container<F>(
+        &self,
+        id: &str,
+        mut f: F,
+    ) -> Result<Option<ContainerRecord>, StoreError>
     where
         F: FnMut(&mut ContainerRecord) -> Option<()>,
     {
@@ -139,11 +143,9 @@ impl Store {
             if f(&mut rec).is_none() {
                 return Ok(Some(rec));
             }
-            let swapped = self.containers.compare_and_swap(
-                id.as_bytes(),
-                Some(old),
-                Some(encode(&rec)),
-            )?;
+            let swapped =
+                self.containers
+                    .compare_and_swap(id.as_bytes(), Some(old), Some(encode(&rec)))?;
             if swapped.is_ok() {
                 return Ok(Some(rec));
             }
@@ -257,7 +259,12 @@ mod tests {
             s.flush().await.expect("flush");
         }
         let s = Store::open(&dir).expect("reopen");
-        let ids: Vec<String> = s.user_containers("alice").expect("list").into_iter().map(|c| c.id).collect();
+        let ids: Vec<String> = s
+            .user_containers("alice")
+            .expect("list")
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
         assert_eq!(ids, vec!["bbbbbbbb"]);
         assert_eq!(s.user_containers("bob").expect("list").len(), 1);
         assert!(s.user_keys("alice").expect("keys").is_empty());

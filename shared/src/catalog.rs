@@ -95,7 +95,10 @@ impl Catalog {
     }
 
     pub fn names(&self) -> Vec<&str> {
-        self.instance_types.iter().map(|t| t.name.as_str()).collect()
+        self.instance_types
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect()
     }
 
     pub fn validate(&self) -> Result<(), CatalogError> {

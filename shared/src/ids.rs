@@ -26,7 +26,8 @@ pub fn is_host_key(s: &str) -> bool {
         && s.len() <= 63
         && !s.starts_with('-')
         && !s.ends_with('-')
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 #[cfg(test)]
@@ -43,7 +44,14 @@ mod tests {
 
     #[test]
     fn rejects_other_shapes() {
-        for bad in ["", "ABC12345", "abc1234", "abc123456", "abc-2345", "../../et"] {
+        for bad in [
+            "",
+            "ABC12345",
+            "abc1234",
+            "abc123456",
+            "abc-2345",
+            "../../et",
+        ] {
             assert!(!is_container_id(bad), "{bad}");
         }
     }

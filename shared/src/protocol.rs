@@ -149,8 +149,13 @@ pub enum Request {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Response {
     /// The spec is stored durably on the agent; `generation` is the one it now holds.
-    Applied { id: String, generation: u64 },
-    Error { message: String },
+    Applied {
+        id: String,
+        generation: u64,
+    },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

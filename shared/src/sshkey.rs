@@ -17,7 +17,9 @@ pub struct PublicKey {
 pub enum KeyError {
     #[error("is not an OpenSSH public key (expected \"<type> <base64> [comment]\")")]
     Shape,
-    #[error("key type {0:?} is not accepted (use ssh-ed25519, ssh-rsa or ecdsa-sha2-nistp256/384/521)")]
+    #[error(
+        "key type {0:?} is not accepted (use ssh-ed25519, ssh-rsa or ecdsa-sha2-nistp256/384/521)"
+    )]
     UnsupportedType(String),
     #[error("key data is not valid base64")]
     Base64,
@@ -124,7 +126,9 @@ impl PublicKey {
         };
         let comment = parts.collect::<Vec<_>>().join(" ");
         if !ACCEPTED.contains(&algorithm) {
-            return Err(KeyError::UnsupportedType(algorithm.chars().take(40).collect()));
+            return Err(KeyError::UnsupportedType(
+                algorithm.chars().take(40).collect(),
+            ));
         }
         let blob = STANDARD.decode(data).map_err(|_| KeyError::Base64)?;
         check_blob(algorithm, &blob)?;

@@ -68,9 +68,10 @@ pub struct TlsFiles<'a> {
 /// The coordinator's end: only clients with a certificate from the cluster CA get in.
 pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(files.ca_cert)?, provider.clone())
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(roots(files.ca_cert)?, provider.clone())
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -82,9 +83,10 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
 /// The agent's end: trusts only the cluster CA and presents the agent's certificate.
 pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
     let provider = provider();
-    let verifier = WebPkiServerVerifier::builder_with_provider(roots(files.ca_cert)?, provider.clone())
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let verifier =
+        WebPkiServerVerifier::builder_with_provider(roots(files.ca_cert)?, provider.clone())
+            .build()
+            .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let mut cfg = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_webpki_verifier(verifier)

@@ -11,7 +11,10 @@ pub struct FieldErrors(pub BTreeMap<String, Vec<String>>);
 
 impl FieldErrors {
     pub fn add(&mut self, field: &str, msg: impl Into<String>) {
-        self.0.entry(field.to_string()).or_default().push(msg.into());
+        self.0
+            .entry(field.to_string())
+            .or_default()
+            .push(msg.into());
     }
 
     pub fn is_empty(&self) -> bool {
@@ -104,10 +107,7 @@ impl<'a> Fields<'a> {
 
     pub fn string_list(&mut self, field: &str) -> Option<Vec<String>> {
         let arr = self.array(field)?;
-        let out: Option<Vec<String>> = arr
-            .iter()
-            .map(|v| v.as_str().map(str::to_string))
-            .collect();
+        let out: Option<Vec<String>> = arr.iter().map(|v| v.as_str().map(str::to_string)).collect();
         if out.is_none() {
             self.errors.add(field, "must be a list of strings");
         }
@@ -132,7 +132,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
         return Err("must be 1 to 64 characters".into());
     }
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || name.starts_with('-') {
-        return Err("may contain only letters, digits and hyphens, and must not start with a hyphen".into());
+        return Err(
+            "may contain only letters, digits and hyphens, and must not start with a hyphen".into(),
+        );
     }
     Ok(())
 }
@@ -154,7 +156,10 @@ pub fn check_mount_path(p: &str) -> Result<(), String> {
     if forbidden {
         return Err(format!("{p:?} is a system path and cannot be mounted"));
     }
-    if p[1..].split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..") {
+    if p[1..]
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
         return Err(format!(
             "{p:?} must be normalised (no '.', '..', '//' or trailing '/')"
         ));
@@ -180,7 +185,9 @@ pub fn check_mount_paths(paths: &[String]) -> Result<(), Vec<String>> {
             .chain(paths[i + 1..].iter())
             .find(|o| p.starts_with(&format!("{o}/")))
         {
-            errs.push(format!("{p:?} is inside {parent:?}, which is already mounted"));
+            errs.push(format!(
+                "{p:?} is inside {parent:?}, which is already mounted"
+            ));
         }
     }
     if errs.is_empty() {
@@ -254,7 +261,10 @@ pub fn create_container(body: &Value, l: &CreateLimits) -> Result<CreateContaine
     }
     if let Some(i) = &image {
         if i.is_empty() || i.len() > 255 || i.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            e.add("image", "must be an image reference from GET /compute/images");
+            e.add(
+                "image",
+                "must be an image reference from GET /compute/images",
+            );
         }
     }
     let mut ssh_key_ids = ssh_key_ids.unwrap_or_default();
@@ -304,7 +314,13 @@ mod tests {
             &limits(),
         )
         .expect_err("invalid");
-        for f in ["name", "memory_mb", "instance_type", "mount_paths", "ssh_key_ids"] {
+        for f in [
+            "name",
+            "memory_mb",
+            "instance_type",
+            "mount_paths",
+            "ssh_key_ids",
+        ] {
             assert!(e.0.contains_key(f), "missing {f}: {e:?}");
         }
         assert_eq!(e.0["mount_paths"].len(), 2);
@@ -318,7 +334,9 @@ mod tests {
 
     #[test]
     fn mount_paths_must_be_normalised_and_safe() {
-        for bad in ["/", "/proc", "/sys/fs", "/dev", "/a/../b", "/a//b", "/a/", "a", "/./a"] {
+        for bad in [
+            "/", "/proc", "/sys/fs", "/dev", "/a/../b", "/a//b", "/a/", "a", "/./a",
+        ] {
             assert!(check_mount_path(bad).is_err(), "{bad}");
         }
         for good in ["/root", "/var/data", "/devices", "/process"] {

@@ -75,7 +75,10 @@ pub fn chain_id(diff_ids: &[String]) -> Option<String> {
         let h = digest::digest(&digest::SHA256, format!("{chain} {d}").as_bytes());
         chain = format!(
             "sha256:{}",
-            h.as_ref().iter().map(|b| format!("{b:02x}")).collect::<String>()
+            h.as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         );
     }
     Some(chain)
@@ -125,18 +128,22 @@ impl Runtime {
             Err(e) if e.is_not_found() => return Err(bad("is not present on this host".into())),
             Err(e) => return Err(e),
         };
-        let target = image.and_then(|i| i.target).ok_or_else(|| bad("has no target".into()))?;
+        let target = image
+            .and_then(|i| i.target)
+            .ok_or_else(|| bad("has no target".into()))?;
         let mut digest = target.digest;
         for _ in 0..3 {
             let blob = self.read_blob(&digest).await?;
-            let m: Manifest = serde_json::from_slice(&blob).map_err(|e| bad(format!("manifest: {e}")))?;
+            let m: Manifest =
+                serde_json::from_slice(&blob).map_err(|e| bad(format!("manifest: {e}")))?;
             if let Some(config) = m.config {
                 let blob = self.read_blob(&config.digest).await?;
                 let c: ImageConfig =
                     serde_json::from_slice(&blob).map_err(|e| bad(format!("config: {e}")))?;
                 let p = c.config.unwrap_or_default();
                 return Ok(ImageInfo {
-                    chain_id: chain_id(&c.rootfs.diff_ids).ok_or_else(|| bad("has no layers".into()))?,
+                    chain_id: chain_id(&c.rootfs.diff_ids)
+                        .ok_or_else(|| bad("has no layers".into()))?,
                     env: p.env.unwrap_or_default(),
                     entrypoint: p.entrypoint.unwrap_or_default(),
                     cmd: p.cmd.unwrap_or_default(),
@@ -149,7 +156,10 @@ impl Runtime {
                     .is_some_and(|p| p.os == "linux" && p.architecture == arch)
             });
             let Some(next) = pick else {
-                return Err(bad(format!("has no linux/{arch} manifest ({})", m.media_type)));
+                return Err(bad(format!(
+                    "has no linux/{arch} manifest ({})",
+                    m.media_type
+                )));
             };
             tracing::debug!(media_type = %next.media_type, "following index entry");
             digest = next.digest.clone();

@@ -11,8 +11,9 @@ use containerd_client::services::v1::snapshots::{
     MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest,
 };
 use containerd_client::services::v1::{
-    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest, DeleteTaskRequest,
-    GetContainerRequest, GetRequest, KillRequest, ListContainersRequest, StartRequest, WaitRequest,
+    Container, CreateContainerRequest, CreateTaskRequest, DeleteContainerRequest,
+    DeleteTaskRequest, GetContainerRequest, GetRequest, KillRequest, ListContainersRequest,
+    StartRequest, WaitRequest,
 };
 use containerd_client::tonic::{self, Code};
 use containerd_client::types::v1::Status as ProcStatus;
@@ -81,12 +82,13 @@ pub struct Runtime {
 
 impl Runtime {
     pub async fn connect(cfg: &crate::config::ContainerdConfig) -> Result<Runtime, RuntimeError> {
-        let client = Client::from_path(&cfg.socket)
-            .await
-            .map_err(|source| RuntimeError::Connect {
-                path: cfg.socket.clone(),
-                source,
-            })?;
+        let client =
+            Client::from_path(&cfg.socket)
+                .await
+                .map_err(|source| RuntimeError::Connect {
+                    path: cfg.socket.clone(),
+                    source,
+                })?;
         Ok(Runtime {
             client: std::sync::Arc::new(client),
             namespace: cfg.namespace.clone(),
@@ -132,7 +134,11 @@ impl Runtime {
     }
 
     /// Ensures the writable snapshot `key` on top of `parent` exists; returns its mounts.
-    pub async fn ensure_snapshot(&self, key: &str, parent: &str) -> Result<Vec<Mount>, RuntimeError> {
+    pub async fn ensure_snapshot(
+        &self,
+        key: &str,
+        parent: &str,
+    ) -> Result<Vec<Mount>, RuntimeError> {
         let stat = self
             .client
             .snapshots()
@@ -254,20 +260,29 @@ impl Runtime {
             Err(e) if e.is_not_found() => return Ok(TaskState::Missing),
             Err(e) => return Err(e),
         };
-        let Some(p) = p else { return Ok(TaskState::Missing) };
-        Ok(match ProcStatus::try_from(p.status).unwrap_or(ProcStatus::Unknown) {
-            ProcStatus::Created => TaskState::Created,
-            ProcStatus::Running => TaskState::Running,
-            ProcStatus::Paused | ProcStatus::Pausing => TaskState::Paused,
-            ProcStatus::Stopped | ProcStatus::Unknown => TaskState::Stopped {
-                exit_status: p.exit_status,
+        let Some(p) = p else {
+            return Ok(TaskState::Missing);
+        };
+        Ok(
+            match ProcStatus::try_from(p.status).unwrap_or(ProcStatus::Unknown) {
+                ProcStatus::Created => TaskState::Created,
+                ProcStatus::Running => TaskState::Running,
+                ProcStatus::Paused | ProcStatus::Pausing => TaskState::Paused,
+                ProcStatus::Stopped | ProcStatus::Unknown => TaskState::Stopped {
+                    exit_status: p.exit_status,
+                },
             },
-        })
+        )
     }
 
     /// Creates the task with `stdout`/`stderr` appended to `log` by the shim (which outlives
     /// the agent).
-    pub async fn create_task(&self, id: &str, rootfs: Vec<Mount>, log: &std::path::Path) -> Result<(), RuntimeError> {
+    pub async fn create_task(
+        &self,
+        id: &str,
+        rootfs: Vec<Mount>,
+        log: &std::path::Path,
+    ) -> Result<(), RuntimeError> {
         let uri = format!("file://{}", log.display());
         self.client
             .tasks()
@@ -331,7 +346,9 @@ impl Runtime {
         let r = self
             .client
             .tasks()
-            .delete(self.req(DeleteTaskRequest { container_id: id.into() }))
+            .delete(self.req(DeleteTaskRequest {
+                container_id: id.into(),
+            }))
             .await
             .map_err(grpc("delete task"));
         match r {

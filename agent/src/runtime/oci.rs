@@ -37,7 +37,12 @@ pub struct Volume<'a> {
 }
 
 fn args(img: &ImageInfo) -> Vec<String> {
-    let mut cmd: Vec<String> = img.entrypoint.iter().chain(img.cmd.iter()).cloned().collect();
+    let mut cmd: Vec<String> = img
+        .entrypoint
+        .iter()
+        .chain(img.cmd.iter())
+        .cloned()
+        .collect();
     if cmd.is_empty() {
         cmd = IDLE.iter().map(|s| s.to_string()).collect();
     }
@@ -150,15 +155,28 @@ mod tests {
             working_dir: String::new(),
         };
         let host = Path::new("/data/volumes/abc12345/root");
-        let v = spec(&s, &img, Path::new("/usr/bin/tini-static"), &[Volume { host, target: "/root" }]);
-        assert_eq!(v["linux"]["resources"]["memory"]["limit"], 256 * 1024 * 1024);
+        let v = spec(
+            &s,
+            &img,
+            Path::new("/usr/bin/tini-static"),
+            &[Volume {
+                host,
+                target: "/root",
+            }],
+        );
+        assert_eq!(
+            v["linux"]["resources"]["memory"]["limit"],
+            256 * 1024 * 1024
+        );
         assert_eq!(v["linux"]["resources"]["cpu"]["quota"], 50_000);
         assert_eq!(v["process"]["args"][0], INIT_PATH);
         assert_eq!(v["process"]["args"][2], "/bin/sleep");
         let env = v["process"]["env"].as_array().expect("env");
         assert!(env.contains(&json!("FOO=bar")) && !env.contains(&json!("FOO=old")));
         let mounts = v["mounts"].as_array().expect("mounts");
-        assert!(mounts.iter().any(|m| m["destination"] == "/root" && m["source"] == "/data/volumes/abc12345/root"));
+        assert!(mounts
+            .iter()
+            .any(|m| m["destination"] == "/root" && m["source"] == "/data/volumes/abc12345/root"));
         assert_eq!(v["process"]["noNewPrivileges"], true);
     }
 }

@@ -25,10 +25,15 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Rej
         .and(user(app.clone()))
         .and(with_app(app.clone()))
         .and(json_body())
-        .and_then(|u: User, app: Arc<App>, body: serde_json::Value| async move {
-            let c = app.create(&u.id, &body).await?;
-            Ok::<_, Rejection>(warp::reply::with_status(warp::reply::json(&c), StatusCode::CREATED))
-        });
+        .and_then(
+            |u: User, app: Arc<App>, body: serde_json::Value| async move {
+                let c = app.create(&u.id, &body).await?;
+                Ok::<_, Rejection>(warp::reply::with_status(
+                    warp::reply::json(&c),
+                    StatusCode::CREATED,
+                ))
+            },
+        );
     let one = base.and(warp::path::param::<String>());
     let get = one
         .and(warp::path::end())

@@ -36,7 +36,9 @@ pub fn status_and_body(e: &ApiRejection) -> (StatusCode, ErrorBody) {
             Error::NotFound => (StatusCode::NOT_FOUND, ErrorBody::NotFound),
             Error::Invalid(f) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorBody::Invalid { details: f.0.clone() },
+                ErrorBody::Invalid {
+                    details: f.0.clone(),
+                },
             ),
             Error::OverQuota(detail) => (
                 StatusCode::FORBIDDEN,

@@ -15,9 +15,14 @@ pub fn with_app(app: Arc<App>) -> impl Filter<Extract = (Arc<App>,), Error = Inf
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(warp::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let v = headers
+        .get(warp::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -53,8 +58,11 @@ pub fn json_body() -> impl Filter<Extract = (serde_json::Value,), Error = Reject
     warp::body::content_length_limit(MAX_BODY)
         .and(warp::body::bytes())
         .and_then(|b: bytes_alias::Bytes| async move {
-            serde_json::from_slice::<serde_json::Value>(&b)
-                .map_err(|e| warp::reject::custom(ApiRejection::BadBody(format!("body is not valid JSON: {e}"))))
+            serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| {
+                warp::reject::custom(ApiRejection::BadBody(format!(
+                    "body is not valid JSON: {e}"
+                )))
+            })
         })
 }
 

@@ -25,10 +25,15 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Rej
         .and(user(app.clone()))
         .and(with_app(app.clone()))
         .and(json_body())
-        .and_then(|u: User, app: Arc<App>, body: serde_json::Value| async move {
-            let k = app.add_key(&u.id, &body).await?;
-            Ok::<_, Rejection>(warp::reply::with_status(warp::reply::json(&k), StatusCode::CREATED))
-        });
+        .and_then(
+            |u: User, app: Arc<App>, body: serde_json::Value| async move {
+                let k = app.add_key(&u.id, &body).await?;
+                Ok::<_, Rejection>(warp::reply::with_status(
+                    warp::reply::json(&k),
+                    StatusCode::CREATED,
+                ))
+            },
+        );
     let delete = base
         .and(warp::path::param::<String>())
         .and(warp::path::end())

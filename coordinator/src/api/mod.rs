@@ -10,7 +10,9 @@ use crate::app::App;
 use std::sync::Arc;
 use warp::{Filter, Reply};
 
-pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
+pub fn routes(
+    app: Arc<App>,
+) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
     let a = app.clone();
     let health = warp::path!("healthz").and(warp::get()).map(move || {
         let hosts = a.hub.hosts();
@@ -25,4 +27,3 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = std
             tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), elapsed_ms = info.elapsed().as_millis() as u64, "request");
         }))
 }
-
