@@ -42,6 +42,9 @@ pub enum LinkError {
     Refused(String),
 }
 
+/// Application close code with which the coordinator refuses an agent.
+const REFUSED: quinn::VarInt = quinn::VarInt::from_u32(3);
+
 pub struct Link {
     pub cfg: Arc<Config>,
     pub host: HostInfo,
@@ -57,10 +60,7 @@ impl Link {
             let began = Instant::now();
             match self.session(&mut reports).await {
                 Ok(()) => tracing::info!("link closed by the coordinator"),
-                Err(e @ LinkError::Connection(quinn::ConnectionError::TransportError(_)))
-                | Err(e @ LinkError::Connection(quinn::ConnectionError::ConnectionClosed(_))) => {
-                    tracing::error!(error = %e, "link failed; is this agent's certificate issued by the coordinator's cluster CA?")
-                }
+                Err(e @ LinkError::Refused(_)) => tracing::error!(error = %e, "link failed"),
                 Err(e) => tracing::warn!(error = %e, "link down"),
             }
             if began.elapsed() > Duration::from_secs(30) {
@@ -75,7 +75,7 @@ impl Link {
         }
     }
 
-    fn endpoint(&self) -> Result<quinn::Endpoint, LinkError> {
+    fn endpoint(&self, v6: bool) -> Result<quinn::Endpoint, LinkError> {
         let c = &self.cfg.coordinator;
         let tls = client_config(&TlsFiles {
             ca_cert: &c.ca_cert,
@@ -88,7 +88,11 @@ impl Link {
         let mut transport = quinn::TransportConfig::default();
         transport.keep_alive_interval(Some(Duration::from_secs(5)));
         client.transport_config(Arc::new(transport));
-        let bind: SocketAddr = ([0, 0, 0, 0], 0).into();
+        let bind: SocketAddr = if v6 {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        };
         let mut ep = quinn::Endpoint::client(bind).map_err(LinkError::Endpoint)?;
         ep.set_default_client_config(client);
         Ok(ep)
@@ -102,12 +106,28 @@ impl Link {
         let addr = lookup_host(&c.address)
             .await
             .ok()
-            .and_then(|mut a| a.find(|a| a.is_ipv4()))
+            .and_then(|mut a| a.next())
             .ok_or_else(|| LinkError::Resolve(c.address.clone()))?;
-        let ep = self.endpoint()?;
+        let ep = self.endpoint(addr.is_ipv6())?;
         let conn = timeout(Duration::from_secs(10), ep.connect(addr, &c.server_name)?)
             .await
             .map_err(|_| LinkError::Timeout("the QUIC handshake"))??;
+        // Whatever failed, a refusal by the coordinator is the reason worth logging.
+        let result = self
+            .converse(&conn, reports)
+            .await
+            .map_err(|e| refusal(&conn, &e).unwrap_or(e));
+        conn.close(0u32.into(), b"agent session ended");
+        ep.close(0u32.into(), b"");
+        result
+    }
+
+    async fn converse(
+        &self,
+        conn: &quinn::Connection,
+        reports: &mut mpsc::Receiver<ContainerReport>,
+    ) -> Result<(), LinkError> {
+        let addr = conn.remote_address();
         let (mut send, mut recv) = conn.open_bi().await?;
         let inventory = self.state.inventory().unwrap_or_default();
         write_frame(
@@ -120,12 +140,16 @@ impl Link {
         )
         .await?;
         // A refused client certificate only shows here, at the first read.
-        let welcome = timeout(
+        let first = timeout(
             Duration::from_secs(15),
             read_frame::<_, CoordinatorMessage>(&mut recv),
         )
-        .await
-        .map_err(|_| LinkError::Timeout("the coordinator's welcome"))??;
+        .await;
+        let welcome = match first {
+            Err(_) => return Err(LinkError::Timeout("the coordinator's welcome")),
+            Ok(Ok(w)) => w,
+            Ok(Err(e)) => return Err(e.into()),
+        };
         let interval = match welcome {
             Some(CoordinatorMessage::Welcome {
                 heartbeat_interval_ms,
@@ -153,7 +177,7 @@ impl Link {
             tokio::select! {
                 _ = tick.tick() => {
                     let inventory = self.state.inventory().unwrap_or_default();
-                    if let Err(e) = write_frame(&mut send, &AgentMessage::Heartbeat { inventory }).await {
+                    if let Err(e) = write_frame(&mut send, &AgentMessage::Heartbeat { host: self.host.clone(), inventory }).await {
                         break Err(e.into());
                     }
                 }
@@ -166,13 +190,39 @@ impl Link {
             }
         };
         requests.abort();
-        conn.close(0u32.into(), b"agent session ended");
-        ep.close(0u32.into(), b"");
         result
     }
 
     async fn offer(&self, spec: &berth_shared::protocol::ContainerSpec) -> Response {
         offer(&self.state, &self.reconciler, spec).await
+    }
+}
+
+/// Why the coordinator ended the connection, when it said so: from the connection itself
+/// or from the stream error that noticed first.
+fn refusal(conn: &quinn::Connection, err: &LinkError) -> Option<LinkError> {
+    let from_stream = match err {
+        LinkError::Frame(FrameError::Io(io)) => io.get_ref().and_then(|inner| {
+            if let Some(quinn::ReadError::ConnectionLost(c)) = inner.downcast_ref() {
+                Some(c.clone())
+            } else if let Some(quinn::WriteError::ConnectionLost(c)) = inner.downcast_ref() {
+                Some(c.clone())
+            } else {
+                None
+            }
+        }),
+        LinkError::Connection(c) => Some(c.clone()),
+        _ => None,
+    };
+    tracing::debug!(error = ?err, close = ?from_stream, "link error");
+    match from_stream.or_else(|| conn.close_reason())? {
+        quinn::ConnectionError::ApplicationClosed(c) if c.error_code == REFUSED => Some(
+            LinkError::Refused(String::from_utf8_lossy(&c.reason).into_owned()),
+        ),
+        quinn::ConnectionError::ConnectionClosed(c) => Some(LinkError::Refused(format!(
+            "TLS handshake rejected ({c}); is this agent's certificate issued by the coordinator's cluster CA?"
+        ))),
+        _ => None,
     }
 }
 

@@ -236,4 +236,49 @@ mod tests {
         assert!(a.verify(&expired).is_err());
         assert!(a.verify("garbage").is_err());
     }
+
+    #[test]
+    fn eddsa_public_keys_verify_and_other_keys_do_not() {
+        let dir = std::env::temp_dir().join(format!("berth-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let write_pair = |name: &str| {
+            let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("keypair");
+            std::fs::write(dir.join(format!("{name}.key")), kp.serialize_pem()).expect("write");
+            std::fs::write(dir.join(format!("{name}.pub")), kp.public_key_pem()).expect("write");
+        };
+        write_pair("a");
+        write_pair("b");
+        let cfg = |name: &str| AuthConfig {
+            algorithm: JwtAlgorithm::EdDSA,
+            secret: None,
+            secret_file: None,
+            public_key_file: Some(dir.join(format!("{name}.pub"))),
+            private_key_file: Some(dir.join(format!("{name}.key"))),
+            leeway_secs: 0,
+            cookie_name: "c".into(),
+        };
+        let a = Authenticator::from_config(&cfg("a")).expect("a");
+        let b = Authenticator::from_config(&cfg("b")).expect("b");
+        let t = a
+            .issue("alice", Duration::from_secs(60), None)
+            .expect("issue");
+        assert_eq!(a.verify(&t).expect("verify").id, "alice");
+        assert!(b.verify(&t).is_err(), "another key pair must not verify");
+        // An HS256 token made with the public key as secret (algorithm confusion) is refused.
+        let public = std::fs::read(dir.join("a.pub")).expect("pub");
+        let forged = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Claims {
+                sub: "alice".into(),
+                exp: 9_999_999_999,
+                iat: None,
+                nbf: None,
+                scopes: None,
+            },
+            &EncodingKey::from_secret(&public),
+        )
+        .expect("encode");
+        assert!(a.verify(&forged).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -108,8 +108,11 @@ impl Hub {
         );
     }
 
-    fn touch(&self, key: &str) {
+    fn touch(&self, key: &str, info: Option<HostInfo>) {
         if let Some(h) = self.lock().get_mut(key) {
+            if let Some(info) = info {
+                h.info = info;
+            }
             h.last_seen = Instant::now();
             h.last_heartbeat = berth_shared::time::now_unix().0;
         }
@@ -239,16 +242,27 @@ async fn serve_agent(app: Arc<App>, incoming: quinn::Incoming) -> Result<(), Hub
     else {
         return Err(HubError::Refused("first message was not hello".into()));
     };
-    let refuse = |reason: String| CoordinatorMessage::Refused { reason };
-    if protocol != PROTOCOL_VERSION {
-        let why =
-            format!("protocol {protocol} not supported (coordinator speaks {PROTOCOL_VERSION})");
-        write_frame(&mut send, &refuse(why.clone())).await?;
-        return Err(HubError::Refused(why));
-    }
-    if !certificate_names(&conn, &host.host_key) {
-        let why = format!("certificate does not name host key {:?}", host.host_key);
-        write_frame(&mut send, &refuse(why.clone())).await?;
+    let why = if protocol != PROTOCOL_VERSION {
+        Some(format!(
+            "protocol {protocol} not supported (coordinator speaks {PROTOCOL_VERSION})"
+        ))
+    } else if !certificate_names(&conn, &host.host_key) {
+        Some(format!(
+            "certificate does not name host key {:?}",
+            host.host_key
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        // Say why on the stream and in the close frame; give the agent a moment to read it.
+        let refused = CoordinatorMessage::Refused {
+            reason: why.clone(),
+        };
+        let _ = write_frame(&mut send, &refused).await;
+        let _ = send.finish();
+        let _ = timeout(Duration::from_secs(2), conn.closed()).await;
+        conn.close(3u32.into(), why.as_bytes());
         return Err(HubError::Refused(why));
     }
     let key = host.host_key.clone();
@@ -269,12 +283,18 @@ async fn serve_agent(app: Arc<App>, incoming: quinn::Incoming) -> Result<(), Hub
 
     let result = loop {
         match read_frame::<_, AgentMessage>(&mut recv).await {
-            Ok(Some(AgentMessage::Heartbeat { inventory })) => {
-                app.hub.touch(&key);
+            Ok(Some(AgentMessage::Heartbeat { host, inventory })) => {
+                if host.host_key != key {
+                    break Err(HubError::Refused(format!(
+                        "heartbeat names host {:?}",
+                        host.host_key
+                    )));
+                }
+                app.hub.touch(&key, Some(host));
                 app.on_inventory(&key, inventory).await;
             }
             Ok(Some(AgentMessage::Status(report))) => {
-                app.hub.touch(&key);
+                app.hub.touch(&key, None);
                 app.on_report(&key, report).await;
             }
             Ok(Some(AgentMessage::Hello { .. })) => {

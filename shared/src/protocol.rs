@@ -120,7 +120,9 @@ pub enum AgentMessage {
         host: HostInfo,
         inventory: Vec<ContainerReport>,
     },
+    /// Sent every heartbeat interval: the host's current description and everything it holds.
     Heartbeat {
+        host: HostInfo,
         inventory: Vec<ContainerReport>,
     },
     Status(ContainerReport),

@@ -173,10 +173,14 @@ key = "{d}/tls/agent.key"
     }
 
     fn spawn(&self, name: &str, config: &str) -> Result<Child> {
+        self.spawn_logged(name, config, name)
+    }
+
+    fn spawn_logged(&self, name: &str, config: &str, log: &str) -> Result<Child> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.dir.join(format!("{name}.log")))?;
+            .open(self.dir.join(format!("{log}.log")))?;
         Ok(Command::new(bin_dir().join(name))
             .arg("--config")
             .arg(self.dir.join(config))
@@ -207,6 +211,107 @@ key = "{d}/tls/agent.key"
     pub async fn start_agent(&mut self) -> Result<()> {
         self.agent = Some(self.spawn("berth-agent", "agent.toml")?);
         Ok(())
+    }
+
+    /// Starts an extra agent, `name`, whose certificate comes from `tls_dir` and which claims
+    /// `host_key`; its log is `<name>.log`. Returns the process (killed on drop by the caller).
+    pub fn spawn_extra_agent(
+        &self,
+        name: &str,
+        host_key: &str,
+        tls_dir: &Path,
+    ) -> Result<ExtraAgent> {
+        let d = self.dir.display();
+        let t = tls_dir.display();
+        let link = self.link_addr()?;
+        std::fs::write(
+            self.dir.join(format!("{name}.toml")),
+            format!(
+                r#"
+host_key = "{host_key}"
+region = "test"
+data_dir = "{d}/{name}"
+[containerd]
+namespace = "{ns}-{name}"
+[coordinator]
+address = "{link}"
+server_name = "localhost"
+ca_cert = "{d}/tls/ca.pem"
+cert = "{t}/agent.pem"
+key = "{t}/agent.key"
+"#,
+                ns = self.namespace
+            ),
+        )?;
+        Ok(ExtraAgent {
+            child: self.spawn_logged("berth-agent", &format!("{name}.toml"), name)?,
+            namespace: format!("{}-{name}", self.namespace),
+        })
+    }
+
+    /// An agent certificate from a CA this cluster has never seen.
+    pub fn foreign_certificate(&self, host_key: &str) -> Result<PathBuf> {
+        let other = self.dir.join("foreign");
+        let mut cfg = std::fs::read_to_string(self.dir.join("coordinator.toml"))?;
+        cfg = cfg.replace(
+            &format!("{}/tls/", self.dir.display()),
+            &format!("{}/tls/", other.display()),
+        );
+        std::fs::create_dir_all(&other)?;
+        std::fs::write(other.join("coordinator.toml"), cfg)?;
+        let bin = bin_dir().join("berth-coordinator");
+        run(Command::new(&bin)
+            .arg("--config")
+            .arg(other.join("coordinator.toml"))
+            .args(["tls", "init"]))?;
+        let out = other.join("agent");
+        run(Command::new(&bin)
+            .arg("--config")
+            .arg(other.join("coordinator.toml"))
+            .args(["tls", "issue-agent", "--host-key", host_key, "--out"])
+            .arg(&out))?;
+        Ok(out)
+    }
+
+    /// An agent certificate from this cluster's CA.
+    pub fn certificate(&self, host_key: &str) -> Result<PathBuf> {
+        let out = self.dir.join(format!("cert-{host_key}"));
+        self.coordinator_cmd(&[
+            "tls",
+            "issue-agent",
+            "--host-key",
+            host_key,
+            "--out",
+            &out.display().to_string(),
+        ])?;
+        Ok(out)
+    }
+
+    fn link_addr(&self) -> Result<String> {
+        let cfg = std::fs::read_to_string(self.dir.join("coordinator.toml"))?;
+        let port = cfg
+            .lines()
+            .filter(|l| l.starts_with("listen = \"127.0.0.1:"))
+            .nth(1)
+            .and_then(|l| {
+                l.trim_end_matches('"')
+                    .rsplit(':')
+                    .next()
+                    .map(str::to_string)
+            })
+            .context("link port in coordinator.toml")?;
+        Ok(format!("127.0.0.1:{port}"))
+    }
+
+    /// SIGTERM to the coordinator; returns its exit status once it has shut down.
+    pub fn terminate_coordinator(&mut self) -> Result<std::process::ExitStatus> {
+        let mut c = self.coordinator.take().context("no coordinator running")?;
+        run(Command::new("kill").args(["-TERM", &c.id().to_string()]))?;
+        Ok(c.wait()?)
+    }
+
+    pub fn read_log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
     }
 
     pub fn kill_agent(&mut self) -> Result<()> {
@@ -299,6 +404,20 @@ impl Drop for Cluster {
         if std::env::var_os("BERTH_KEEP_TEST_DIRS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+    }
+}
+
+/// An agent started in addition to the cluster's own; killed and cleaned up on drop.
+pub struct ExtraAgent {
+    child: Child,
+    namespace: String,
+}
+
+impl Drop for ExtraAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        containerd::wipe_namespace(&self.namespace);
     }
 }
 
