@@ -43,7 +43,14 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let config = Config::load(&cli.config)?;
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            // EX_CONFIG: systemd's RestartPreventExitStatus=78 stops a restart loop on it.
+            eprintln!("error: {e}");
+            std::process::exit(78);
+        }
+    };
     berth_agent::run(config, shutdown_signal()).await?;
     Ok(())
 }

@@ -91,7 +91,14 @@ async fn shutdown_signal() {
 async fn main() -> anyhow::Result<()> {
     init_tracing();
     let cli = Cli::parse();
-    let config = Config::load(&cli.config)?;
+    let config = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            // EX_CONFIG: systemd's RestartPreventExitStatus=78 stops a restart loop on it.
+            eprintln!("error: {e}");
+            std::process::exit(78);
+        }
+    };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => berth_coordinator::run(config, shutdown_signal()).await?,
         Command::Token { user, ttl, scopes } => {
