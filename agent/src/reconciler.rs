@@ -54,7 +54,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// What, if changed, needs the containerd container re-created (volumes are kept).
 fn spec_hash(s: &ContainerSpec) -> String {
-    let key = serde_json::json!([s.image, s.cpu_millis, s.memory_mb, s.mount_paths, s.env]);
+    let key = serde_json::json!([
+        s.image,
+        s.cpu_millis,
+        s.memory_mb,
+        s.mount_paths,
+        s.env,
+        s.boot
+    ]);
     let d = digest::digest(&digest::SHA256, key.to_string().as_bytes());
     d.as_ref()[..12]
         .iter()

@@ -19,6 +19,10 @@ pub enum Error {
     OverQuota(QuotaDetail),
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("container is not running: {0}")]
+    NotRunning(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }
@@ -31,13 +35,54 @@ impl Error {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Status,
+    Started,
+    Stopped,
+    Deleted,
+    Updated,
+}
+
+impl EventKind {
+    /// The `type` of the message on `/compute/ws`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Status => "container_status",
+            EventKind::Started => "container_started",
+            EventKind::Stopped => "container_stopped",
+            EventKind::Deleted => "container_deleted",
+            EventKind::Updated => "container_updated",
+        }
+    }
+}
+
 /// A change to one container, for whoever waits on it (stop, and the status stream).
 #[derive(Debug, Clone)]
 pub struct ContainerEvent {
     pub owner: String,
     pub id: String,
+    pub kind: EventKind,
     pub status: Option<ContainerStatus>,
     pub generation: u64,
+    pub external_ip: Option<String>,
+}
+
+impl ContainerEvent {
+    pub fn of(rec: &crate::store::ContainerRecord, kind: EventKind) -> ContainerEvent {
+        ContainerEvent {
+            owner: rec.owner.clone(),
+            id: rec.id.clone(),
+            kind,
+            status: Some(rec.status),
+            generation: rec.generation,
+            external_ip: rec.external_ip.clone(),
+        }
+    }
+
+    pub fn updated(rec: &crate::store::ContainerRecord) -> ContainerEvent {
+        Self::of(rec, EventKind::Updated)
+    }
 }
 
 pub struct App {

@@ -34,14 +34,55 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scopes: Option<Vec<String>>,
+    pub scopes: Option<Scopes>,
 }
+
+/// Resource → allowed actions, e.g. `{"compute.alice.containers": ["read", "create"]}`.
+pub type Scopes = std::collections::BTreeMap<String, Vec<String>>;
 
 /// The verified caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: String,
-    pub scopes: Option<Vec<String>>,
+    /// `None`: a full user session. `Some`: only what the scopes grant.
+    pub scopes: Option<Scopes>,
+}
+
+impl User {
+    /// Whether the token may do `action` on `resource`. A scope on `compute.alice.containers`
+    /// covers `compute.alice.containers.<id>`; `*` allows every action.
+    pub fn allows(&self, resource: &str, action: &str) -> bool {
+        let Some(scopes) = &self.scopes else {
+            return true;
+        };
+        scopes.iter().any(|(granted, actions)| {
+            let covers = resource == granted
+                || resource
+                    .strip_prefix(granted.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'));
+            covers && actions.iter().any(|a| a == action || a == "*")
+        })
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.scopes
+            .as_ref()
+            .is_some_and(|s| s.contains_key("compute.admin"))
+    }
+}
+
+/// Parses `--scope compute.alice.containers:read,create` arguments.
+pub fn parse_scopes(args: &[String]) -> Result<Scopes, String> {
+    let mut out = Scopes::new();
+    for a in args {
+        let (res, acts) = a
+            .split_once(':')
+            .ok_or_else(|| format!("scope {a:?} must look like RESOURCE:ACTION[,ACTION]"))?;
+        out.entry(res.to_string())
+            .or_default()
+            .extend(acts.split(',').map(str::to_string));
+    }
+    Ok(out)
 }
 
 pub struct Authenticator {
@@ -153,7 +194,7 @@ impl Authenticator {
         &self,
         user: &str,
         ttl: Duration,
-        scopes: Option<Vec<String>>,
+        scopes: Option<Scopes>,
     ) -> Result<String, AuthError> {
         let key = self
             .encoding
@@ -280,5 +321,31 @@ mod tests {
         .expect("encode");
         assert!(a.verify(&forged).is_err());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn scopes_cover_sub_resources_and_actions() {
+        let u = User {
+            id: "alice".into(),
+            scopes: Some(
+                parse_scopes(&[
+                    "compute.alice.containers:read".into(),
+                    "compute.alice.keys:*".into(),
+                ])
+                .expect("scopes"),
+            ),
+        };
+        assert!(u.allows("compute.alice.containers", "read"));
+        assert!(u.allows("compute.alice.containers.abc12345", "read"));
+        assert!(!u.allows("compute.alice.containers.abc12345", "delete"));
+        assert!(!u.allows("compute.alice.containersx", "read"));
+        assert!(u.allows("compute.alice.keys", "delete"));
+        assert!(!u.allows("compute.bob.containers", "read"));
+        assert!(User {
+            id: "a".into(),
+            scopes: None
+        }
+        .allows("anything", "delete"));
+        assert!(parse_scopes(&["nocolon".into()]).is_err());
     }
 }

@@ -104,6 +104,10 @@ pub struct Limits {
     pub max_memory_mb: u64,
     pub min_storage_gb: u64,
     pub max_storage_gb: u64,
+    /// Totals over all of a user's containers.
+    pub max_total_cpu_millis: u64,
+    pub max_total_memory_mb: u64,
+    pub max_total_storage_gb: u64,
 }
 
 impl Default for Limits {
@@ -117,6 +121,9 @@ impl Default for Limits {
             max_memory_mb: 16384,
             min_storage_gb: 1,
             max_storage_gb: 100,
+            max_total_cpu_millis: 12_000,
+            max_total_memory_mb: 49_152,
+            max_total_storage_gb: 300,
         }
     }
 }

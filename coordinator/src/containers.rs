@@ -6,7 +6,7 @@ use crate::placement::{self, Demand};
 use crate::store::ContainerRecord;
 use berth_shared::api::{self, ContainerStatus, QuotaDetail};
 use berth_shared::ids;
-use berth_shared::protocol::{ContainerSpec, DesiredState, Request, Resources};
+use berth_shared::protocol::{ContainerSpec, DesiredState, IngressSpec, Request, Resources};
 use berth_shared::validation::{self, CreateLimits};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,13 +34,20 @@ impl App {
             instance_type: r.instance_type.clone(),
             created_at: berth_shared::time::rfc3339(r.created_at),
             ssh_enabled: r.ssh_enabled,
-            https_enabled: false,
+            https_enabled: r.ingress.iter().any(|i| i.port == 443),
             ssh_command: None,
             image: r.image.clone(),
             mount_paths: r.mount_paths.clone(),
             ssh_key_ids: r.ssh_key_ids.clone(),
             host_key: r.host_key.clone(),
             region: r.region.clone(),
+            cpu_millis: r.cpu_millis,
+            env: r.env.clone(),
+            ports: r.ports.clone(),
+            external_ip: r.external_ip.clone(),
+            recreated: None,
+            volume_preserved: None,
+            restarted: None,
         }
     }
 
@@ -104,6 +111,13 @@ impl App {
 
         let _guard = self.quota_lock.lock().await;
         let mine = self.store.user_containers(user)?;
+        self.check_totals(
+            &mine,
+            None,
+            itype.cpu_millis(),
+            req.memory_mb,
+            req.storage_gb,
+        )?;
         if mine.iter().any(|c| c.name == req.name) {
             return Err(Error::Conflict(format!(
                 "you already have a container named {:?}",
@@ -134,7 +148,7 @@ impl App {
             ssh_enabled: req.ssh_enabled,
             mount_paths: req.mount_paths,
             image,
-            env: Default::default(),
+            env: std::mem::take(&mut req.env),
             created_at: berth_shared::time::now_unix().0,
             desired: DesiredState::Running,
             generation: 1,
@@ -145,12 +159,28 @@ impl App {
             observed_generation: 0,
             memory_used_mb: None,
             storage_used_gb: None,
+            ports: std::mem::take(&mut req.ports),
+            ingress: Vec::new(),
+            requested_region: req.region.take(),
+            requested_host_key: req.host_key.take(),
+            external_ip: None,
+            boot: 0,
         };
         self.try_place(&mut rec)?;
         self.store.put_container(&rec)?;
         self.store.flush().await?;
         drop(_guard);
         tracing::info!(user, id = %rec.id, host = ?rec.host_key, "container created");
+        let msg = match (&rec.host_key, &rec.status_reason) {
+            (Some(h), _) => format!("created; placed on host {h}"),
+            (None, Some(r)) => format!("created; {r}"),
+            (None, None) => "created".into(),
+        };
+        self.record_event(&rec, "created", msg);
+        self.publish(crate::app::ContainerEvent::of(
+            &rec,
+            crate::app::EventKind::Status,
+        ));
         self.dispatch(&rec);
         Ok(self.view(&rec))
     }
@@ -169,6 +199,36 @@ impl App {
         Ok(used)
     }
 
+    /// Whether the container's host can take it at a new size.
+    pub(crate) fn check_host_room(
+        &self,
+        rec: &ContainerRecord,
+        cpu_millis: u32,
+        memory_mb: u64,
+        disk_gb: u64,
+    ) -> Result<(), Error> {
+        let Some(host) = rec.host_key.as_deref().and_then(|h| self.hub.host(h)) else {
+            return Ok(());
+        };
+        let used = self
+            .used_by_host()?
+            .remove(&host.info.host_key)
+            .unwrap_or_default();
+        let cap = host.info.capacity;
+        let fits = used.cpu_millis - u64::from(rec.cpu_millis) + u64::from(cpu_millis)
+            <= cap.cpu_millis
+            && used.memory_mb - rec.memory_mb + memory_mb <= cap.memory_mb
+            && used.disk_gb - rec.storage_gb + disk_gb <= cap.disk_gb;
+        if fits {
+            Ok(())
+        } else {
+            Err(Error::Conflict(format!(
+                "host {} has no room for this size",
+                host.info.host_key
+            )))
+        }
+    }
+
     fn try_place(&self, rec: &mut ContainerRecord) -> Result<(), Error> {
         let Some(itype) = self.config.catalog.get(&rec.instance_type) else {
             rec.status_reason = Some(format!(
@@ -184,8 +244,8 @@ impl App {
                 memory_mb: rec.memory_mb,
                 disk_gb: rec.storage_gb,
             },
-            region: None,
-            host_key: None,
+            region: rec.requested_region.clone(),
+            host_key: rec.requested_host_key.clone(),
         };
         match placement::place(&self.hub.candidates(), &self.used_by_host()?, &demand) {
             Ok(host) => {
@@ -245,6 +305,16 @@ impl App {
                 .filter(|k| r.ssh_key_ids.contains(&k.id))
                 .map(|k| k.public_key)
                 .collect(),
+            ports: r.ports.clone(),
+            ingress: r
+                .ingress
+                .iter()
+                .map(|i| IngressSpec {
+                    port: i.port,
+                    target_port: i.target_port,
+                })
+                .collect(),
+            boot: r.boot,
         }
     }
 

@@ -84,12 +84,29 @@ impl App {
         Ok(Self::key_view(&rec))
     }
 
-    pub async fn delete_key(&self, user: &str, id: &str) -> Result<(), Error> {
+    /// Deletes the key and revokes it from every container that used it.
+    pub async fn delete_key(
+        self: &std::sync::Arc<Self>,
+        user: &str,
+        id: &str,
+    ) -> Result<(), Error> {
         let id: u64 = id.parse().map_err(|_| Error::NotFound)?;
         if !self.store.delete_key(user, id)? {
             return Err(Error::NotFound);
         }
         self.store.flush().await?;
+        for c in self
+            .store
+            .user_containers(user)?
+            .into_iter()
+            .filter(|c| c.ssh_key_ids.contains(&id))
+        {
+            self.modify(user, &c.id, "ssh_key_revoked", |r| {
+                r.ssh_key_ids.retain(|k| *k != id);
+                Ok(crate::settings::Change::Spec)
+            })
+            .await?;
+        }
         Ok(())
     }
 }

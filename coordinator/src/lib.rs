@@ -14,10 +14,13 @@ pub mod auth;
 pub mod config;
 mod containers;
 pub mod hub;
+mod ingress;
 mod keys;
 mod lifecycle;
 pub mod pki;
 pub mod placement;
+mod quota;
+mod settings;
 pub mod store;
 
 use app::App;

@@ -1,6 +1,6 @@
 //! Desired-state changes (start, stop, delete) and the agents' reports that close the loop.
 
-use crate::app::{App, ContainerEvent, Error};
+use crate::app::{App, ContainerEvent, Error, EventKind};
 use crate::store::ContainerRecord;
 use berth_shared::api::{self, ContainerStatus};
 use berth_shared::protocol::{ContainerReport, DesiredState, ObservedState};
@@ -34,12 +34,13 @@ impl App {
             })?
             .ok_or(Error::NotFound)?;
         self.store.flush().await?;
-        self.publish(ContainerEvent {
-            owner: rec.owner.clone(),
-            id: rec.id.clone(),
-            status: Some(rec.status),
-            generation: rec.generation,
-        });
+        let (kind, what) = match desired {
+            DesiredState::Running => (EventKind::Status, "start requested"),
+            DesiredState::Stopped => (EventKind::Status, "stop requested"),
+            DesiredState::Deleted => (EventKind::Deleted, "delete requested"),
+        };
+        self.record_event(&rec, "requested", what.into());
+        self.publish(ContainerEvent::of(&rec, kind));
         self.dispatch(&rec);
         Ok(rec)
     }
@@ -131,12 +132,7 @@ impl App {
     async fn finish_delete(&self, rec: &ContainerRecord) {
         if self.store.remove_container(&rec.id).is_ok() {
             let _ = self.store.flush().await;
-            self.publish(ContainerEvent {
-                owner: rec.owner.clone(),
-                id: rec.id.clone(),
-                status: None,
-                generation: rec.generation,
-            });
+            tracing::info!(id = %rec.id, "container removed from its host and the store");
         }
     }
 
@@ -171,12 +167,23 @@ impl App {
             if new.status != rec.status || new.observed_generation != rec.observed_generation {
                 tracing::info!(id = %new.id, host, status = new.status.as_str(), generation = new.observed_generation, "container status");
                 let _ = self.store.flush().await;
-                self.publish(ContainerEvent {
-                    owner: new.owner.clone(),
-                    id: new.id.clone(),
-                    status: Some(new.status),
-                    generation: new.observed_generation,
-                });
+                if new.status != rec.status {
+                    let msg = match &new.status_reason {
+                        Some(r) => format!("{}: {r}", new.status.as_str()),
+                        None => new.status.as_str().to_string(),
+                    };
+                    self.record_event(&new, "status", msg);
+                }
+                self.publish(ContainerEvent::of(&new, EventKind::Status));
+                match new.status {
+                    ContainerStatus::Running if rec.status != ContainerStatus::Running => {
+                        self.publish(ContainerEvent::of(&new, EventKind::Started))
+                    }
+                    ContainerStatus::Stopped if rec.status != ContainerStatus::Stopped => {
+                        self.publish(ContainerEvent::of(&new, EventKind::Stopped))
+                    }
+                    _ => {}
+                }
             }
         }
     }

@@ -35,7 +35,8 @@ enum Command {
         /// Lifetime, e.g. 30m, 24h, 7d.
         #[arg(long, default_value = "24h")]
         ttl: String,
-        /// Restrict the token to these scopes (e.g. compute.alice.containers:read).
+        /// Restrict the token to these scopes, RESOURCE:ACTION[,ACTION]
+        /// (e.g. compute.alice.containers:read,create). Without any: a full session.
         #[arg(long = "scope")]
         scopes: Vec<String>,
     },
@@ -104,7 +105,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Token { user, ttl, scopes } => {
             let ttl = berth_shared::time::parse_duration(&ttl)?;
             let auth = berth_coordinator::auth::Authenticator::from_config(&config.auth)?;
-            let scopes = (!scopes.is_empty()).then_some(scopes);
+            let scopes = if scopes.is_empty() {
+                None
+            } else {
+                Some(berth_coordinator::auth::parse_scopes(&scopes).map_err(anyhow::Error::msg)?)
+            };
             println!("{}", auth.issue(&user, ttl, scopes)?);
         }
         Command::Tls {

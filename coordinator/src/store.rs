@@ -47,7 +47,40 @@ pub struct ContainerRecord {
     pub observed_generation: u64,
     pub memory_used_mb: Option<u64>,
     pub storage_used_gb: Option<f64>,
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    #[serde(default)]
+    pub ingress: Vec<IngressRecord>,
+    /// Placement constraints from the create request.
+    #[serde(default)]
+    pub requested_region: Option<String>,
+    #[serde(default)]
+    pub requested_host_key: Option<String>,
+    #[serde(default)]
+    pub external_ip: Option<String>,
+    /// Bumped by `reboot`: a new boot of the same spec.
+    #[serde(default)]
+    pub boot: u64,
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngressRecord {
+    pub id: u64,
+    pub port: u16,
+    pub target_port: u16,
+    pub created_at: u64,
+}
+
+/// One entry of a container's lifecycle history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub at: u64,
+    pub kind: String,
+    pub message: String,
+}
+
+/// How many events a container keeps.
+pub const MAX_EVENTS: usize = 100;
 
 impl ContainerRecord {
     /// Deleted containers stay until their host confirms; users never see them.
@@ -71,6 +104,7 @@ pub struct Store {
     db: sled::Db,
     containers: sled::Tree,
     keys: sled::Tree,
+    events: sled::Tree,
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T, StoreError> {
@@ -103,6 +137,7 @@ impl Store {
         Ok(Store {
             containers: db.open_tree("containers")?,
             keys: db.open_tree("ssh_keys")?,
+            events: db.open_tree("events")?,
             db,
         })
     }
@@ -154,7 +189,45 @@ impl Store {
 
     pub fn remove_container(&self, id: &str) -> Result<(), StoreError> {
         self.containers.remove(id.as_bytes())?;
+        for k in self.events.scan_prefix(id.as_bytes()).keys() {
+            self.events.remove(k?)?;
+        }
         Ok(())
+    }
+
+    /// Appends to the container's history, dropping the oldest beyond `MAX_EVENTS`.
+    pub fn add_event(&self, id: &str, kind: &str, message: String) -> Result<(), StoreError> {
+        let mut key = id.as_bytes().to_vec();
+        key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+        let ev = EventRecord {
+            at: berth_shared::time::now_unix().0,
+            kind: kind.to_string(),
+            message,
+        };
+        self.events.insert(key, encode(&ev))?;
+        let keys: Vec<sled::IVec> = self
+            .events
+            .scan_prefix(id.as_bytes())
+            .keys()
+            .collect::<Result<_, _>>()?;
+        for k in keys.iter().take(keys.len().saturating_sub(MAX_EVENTS)) {
+            self.events.remove(k)?;
+        }
+        Ok(())
+    }
+
+    /// The container's history, newest first.
+    pub fn events(&self, id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        let mut out = self
+            .events
+            .scan_prefix(id.as_bytes())
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode(&k, &v)
+            })
+            .collect::<Result<Vec<EventRecord>, StoreError>>()?;
+        out.reverse();
+        Ok(out)
     }
 
     pub fn all_containers(&self) -> Result<Vec<ContainerRecord>, StoreError> {
@@ -239,6 +312,12 @@ mod tests {
             observed_generation: 0,
             memory_used_mb: None,
             storage_used_gb: None,
+            ports: vec![],
+            ingress: vec![],
+            requested_region: None,
+            requested_host_key: None,
+            external_ip: None,
+            boot: 0,
         }
     }
 

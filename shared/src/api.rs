@@ -56,6 +56,23 @@ pub struct Container {
     pub host_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    #[serde(default)]
+    pub cpu_millis: u32,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// Address the ingress reaches the container at, once the host reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_ip: Option<String>,
+    /// Present on `start` when the container had vanished from its host and was re-created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recreated: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_preserved: Option<bool>,
+    /// Present on changes that need the container re-created (PATCH, mounts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +91,73 @@ pub struct CreateContainer {
     pub ssh_enabled: bool,
     pub mount_paths: Vec<String>,
     pub image: Option<String>,
+    pub env: BTreeMap<String, String>,
+    pub ports: Vec<u16>,
+    pub region: Option<String>,
+    pub host_key: Option<String>,
+}
+
+/// An ingress rule (seed `001`): external `port` on the container's host → `target_port`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngressRule {
+    pub id: u64,
+    pub port: u16,
+    pub target_port: u16,
+    /// Unix seconds, as the seed shows.
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngressList {
+    pub rules: Vec<IngressRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SshAccess {
+    pub ssh_enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mounts {
+    pub mount_paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted: Option<bool>,
+}
+
+/// One entry of `GET /compute/images` (seed `002`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Image {
+    pub name: String,
+    pub image: String,
+    pub source: String,
+}
+
+/// One lifecycle event of a container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventList {
+    pub events: Vec<Event>,
+}
+
+/// One dimension of `GET /compute/quota`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaUsage {
+    pub dimension: String,
+    pub used: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Quota {
+    pub region: String,
+    pub quotas: Vec<QuotaUsage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +201,9 @@ pub struct QuotaDetail {
 pub enum ErrorBody {
     Unauthenticated,
     Forbidden {
+        message: String,
+    },
+    ContainerNotRunning {
         message: String,
     },
     NotFound,

@@ -46,6 +46,21 @@ pub struct ContainerSpec {
     /// `authorized_keys` lines allowed into this container.
     #[serde(default)]
     pub ssh_authorized_keys: Vec<String>,
+    /// Container ports the image serves on.
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// Ingress rules: external port on this host → container port.
+    #[serde(default)]
+    pub ingress: Vec<IngressSpec>,
+    /// Incremented by a reboot: the same spec, booted afresh.
+    #[serde(default)]
+    pub boot: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressSpec {
+    pub port: u16,
+    pub target_port: u16,
 }
 
 /// What an agent observed about one container.
@@ -226,6 +241,9 @@ mod tests {
             env: BTreeMap::new(),
             ssh_enabled: false,
             ssh_authorized_keys: vec![],
+            ports: vec![],
+            ingress: vec![],
+            boot: 0,
         });
         write_frame(&mut a, &msg).await.expect("write");
         drop(a);

@@ -105,6 +105,35 @@ impl<'a> Fields<'a> {
         out
     }
 
+    /// A JSON object of string values (`env`).
+    pub fn string_map(
+        &mut self,
+        field: &str,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        match self.get(field) {
+            None => None,
+            Some(Value::Object(m)) => {
+                let out: Option<std::collections::BTreeMap<String, String>> = m
+                    .iter()
+                    .map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect();
+                if out.is_none() {
+                    self.errors.add(field, "values must be strings");
+                }
+                out
+            }
+            Some(_) => {
+                self.errors.add(field, "must be an object of strings");
+                None
+            }
+        }
+    }
+
+    /// The raw value, for fields with a shape of their own.
+    pub fn value(&self, field: &str) -> Option<&'a Value> {
+        self.get(field)
+    }
+
     pub fn string_list(&mut self, field: &str) -> Option<Vec<String>> {
         let arr = self.array(field)?;
         let out: Option<Vec<String>> = arr.iter().map(|v| v.as_str().map(str::to_string)).collect();
@@ -197,6 +226,65 @@ pub fn check_mount_paths(paths: &[String]) -> Result<(), Vec<String>> {
     }
 }
 
+pub const MAX_ENV: usize = 200;
+pub const MAX_PORTS: usize = 50;
+
+/// `env`: at most 200 keys, each a shell-style name, values without NUL.
+pub fn check_env(env: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    if env.len() > MAX_ENV {
+        return Err(format!("at most {MAX_ENV} keys"));
+    }
+    for (k, v) in env {
+        let ok = !k.is_empty()
+            && k.len() <= 256
+            && !k.as_bytes()[0].is_ascii_digit()
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok {
+            return Err(format!(
+                "{k:?} is not a valid variable name (letters, digits, '_')"
+            ));
+        }
+        if v.contains('\0') || v.len() > 32 * 1024 {
+            return Err(format!("the value of {k} must be text of at most 32 KiB"));
+        }
+    }
+    Ok(())
+}
+
+/// `ports`: container ports only (1–65535, at most 50); host bindings are rejected.
+pub fn ports(v: &Value) -> Result<Vec<u16>, String> {
+    let Some(arr) = v.as_array() else {
+        return Err("must be a list of container ports".into());
+    };
+    if arr.len() > MAX_PORTS {
+        return Err(format!("at most {MAX_PORTS} ports"));
+    }
+    let mut out = Vec::new();
+    for p in arr {
+        match p.as_u64() {
+            Some(n) if (1..=65535).contains(&n) => {
+                if !out.contains(&(n as u16)) {
+                    out.push(n as u16)
+                }
+            }
+            _ if p.is_object() || p.is_string() => {
+                return Err("host bindings are not allowed: list container ports as numbers; use ingress rules to expose them".into())
+            }
+            _ => return Err(format!("{p} is not a port (1-65535)")),
+        }
+    }
+    Ok(out)
+}
+
+/// Ingress external ports: 80, 443, 8000–8999 (seed `001`).
+pub fn check_ingress_port(port: u64) -> Result<u16, String> {
+    if port == 80 || port == 443 || (8000..=8999).contains(&port) {
+        Ok(port as u16)
+    } else {
+        Err("must be 80, 443 or 8000-8999".into())
+    }
+}
+
 /// Limits that bound a create request; they come from configuration.
 #[derive(Debug, Clone)]
 pub struct CreateLimits<'a> {
@@ -222,7 +310,33 @@ pub fn create_container(body: &Value, l: &CreateLimits) -> Result<CreateContaine
         .string_list("mount_paths")
         .unwrap_or_else(|| vec!["/root".to_string()]);
     let image = f.string("image", false);
+    let env = f.string_map("env").unwrap_or_default();
+    let region = f.string("region", false);
+    let host_key = f.string("host_key", false);
+    let ports_value = f.value("ports");
     let mut e = f.errors;
+    if let Err(m) = check_env(&env) {
+        e.add("env", m);
+    }
+    let ports = match ports_value.map(ports) {
+        Some(Ok(p)) => p,
+        Some(Err(m)) => {
+            e.add("ports", m);
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    if let Some(h) = &host_key {
+        if !crate::ids::is_host_key(h) {
+            e.add("host_key", "is not a host key");
+        }
+    }
+    if region
+        .as_ref()
+        .is_some_and(|r| r.is_empty() || r.len() > 64)
+    {
+        e.add("region", "must be 1 to 64 characters");
+    }
 
     if let Some(n) = &name {
         if let Err(m) = check_name(n) {
@@ -278,6 +392,10 @@ pub fn create_container(body: &Value, l: &CreateLimits) -> Result<CreateContaine
         ssh_enabled,
         mount_paths,
         image,
+        env,
+        ports,
+        region,
+        host_key,
     })
 }
 

@@ -146,6 +146,9 @@ mod tests {
             env: [("FOO".to_string(), "bar".to_string())].into(),
             ssh_enabled: false,
             ssh_authorized_keys: vec![],
+            ports: vec![],
+            ingress: vec![],
+            boot: 0,
         };
         let img = ImageInfo {
             chain_id: "sha256:x".into(),

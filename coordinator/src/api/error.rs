@@ -52,6 +52,18 @@ pub fn status_and_body(e: &ApiRejection) -> (StatusCode, ErrorBody) {
                     message: message.clone(),
                 },
             ),
+            Error::Forbidden(message) => (
+                StatusCode::FORBIDDEN,
+                ErrorBody::Forbidden {
+                    message: message.clone(),
+                },
+            ),
+            Error::NotRunning(message) => (
+                StatusCode::CONFLICT,
+                ErrorBody::ContainerNotRunning {
+                    message: message.clone(),
+                },
+            ),
             Error::Store(err) => {
                 tracing::error!(error = %err, "store failure");
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorBody::Internal)

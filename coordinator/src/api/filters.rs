@@ -69,3 +69,28 @@ pub fn json_body() -> impl Filter<Extract = (serde_json::Value,), Error = Reject
 mod bytes_alias {
     pub use warp::hyper::body::Bytes;
 }
+
+/// The caller and the app, for every authenticated route.
+pub fn authed(app: Arc<App>) -> impl Filter<Extract = (User, Arc<App>), Error = Rejection> + Clone {
+    user(app.clone()).and(with_app(app))
+}
+
+/// Scope check: 403 when the token's scopes do not grant `action` on `resource`.
+pub fn allow(u: &User, resource: &str, action: &str) -> Result<(), Rejection> {
+    if u.allows(resource, action) {
+        Ok(())
+    } else {
+        Err(crate::app::Error::Forbidden(format!(
+            "the token does not grant {action} on {resource}"
+        ))
+        .into())
+    }
+}
+
+pub fn containers_res(u: &User) -> String {
+    format!("compute.{}.containers", u.id)
+}
+
+pub fn container_res(u: &User, id: &str) -> String {
+    format!("compute.{}.containers.{id}", u.id)
+}

@@ -1,6 +1,6 @@
 //! Routes under `/compute/ssh-keys`.
 
-use super::filters::{json_body, user, with_app};
+use super::filters::{allow, json_body, user, with_app};
 use crate::app::App;
 use crate::auth::User;
 use berth_shared::api::{SshKeyList, StatusOk};
@@ -16,6 +16,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Rej
         .and(user(app.clone()))
         .and(with_app(app.clone()))
         .and_then(|u: User, app: Arc<App>| async move {
+            allow(&u, &format!("compute.{}.keys", u.id), "read")?;
             let ssh_keys = app.list_keys(&u.id)?;
             Ok::<_, Rejection>(warp::reply::json(&SshKeyList { ssh_keys }))
         });
@@ -41,6 +42,7 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Rej
         .and(user(app.clone()))
         .and(with_app(app))
         .and_then(|id: String, u: User, app: Arc<App>| async move {
+            allow(&u, &format!("compute.{}.keys", u.id), "delete")?;
             app.delete_key(&u.id, &id).await?;
             Ok::<_, Rejection>(warp::reply::json(&StatusOk::ok()))
         });

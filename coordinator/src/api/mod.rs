@@ -1,10 +1,12 @@
 //! The public REST API (warp). Route groups live in their own files; `error` is the single
 //! mapping from errors to HTTP.
 
+mod account;
 mod containers;
 pub mod error;
 mod filters;
 mod keys;
+mod settings;
 
 use crate::app::App;
 use std::sync::Arc;
@@ -21,6 +23,8 @@ pub fn routes(
     });
     health
         .or(containers::routes(app.clone()))
+        .or(settings::routes(app.clone()))
+        .or(account::routes(app.clone()))
         .or(keys::routes(app))
         .recover(error::recover)
         .with(warp::log::custom(|info| {

@@ -1,0 +1,253 @@
+//! Settings of a running container through the public API: SSH access, mounts (re-created
+//! with data kept), ingress rules, PATCH resize, reboot, events, quota, images, scopes, and
+//! key deletion revoking the key from containers.
+
+use anyhow::Result;
+use berth_tests::{containerd, Cluster};
+use serde_json::json;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn container_settings_round_trip() -> Result<()> {
+    let c = Cluster::start().await?;
+    let alice = c.user("alice")?;
+    let bob = c.user("bob")?;
+    let key = alice.add_key("laptop").await?;
+    let (s, created) = alice
+        .call("POST", "/compute/containers", Some(json!({"name": "app", "ssh_key_ids": [key], "env": {"GREETING": "hi"}, "ports": [8080]})))
+        .await?;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    let p = |suffix: &str| format!("/compute/containers/{id}{suffix}");
+    c.eventually(WAIT, "running", || async {
+        Ok(alice.container(&id).await?["status"] == "running")
+    })
+    .await?;
+    let ns = c.namespace.clone();
+    assert_eq!(containerd::exec(&ns, &id, "echo $GREETING")?, "hi\n");
+
+    // SSH access.
+    assert_eq!(
+        alice.call("GET", &p("/ssh"), None).await?,
+        (200, json!({"ssh_enabled": false}))
+    );
+    assert_eq!(
+        alice
+            .call("PUT", &p("/ssh"), Some(json!({"ssh_enabled": true})))
+            .await?,
+        (200, json!({"ssh_enabled": true}))
+    );
+    assert_eq!(
+        alice
+            .call("PUT", &p("/ssh"), Some(json!({"ssh_enabled": "yes"})))
+            .await?
+            .0,
+        422
+    );
+
+    // Mounts: a running container is re-created with the new mounts, data kept.
+    containerd::exec(&ns, &id, "echo kept > /root/f")?;
+    let (s, body) = alice
+        .call(
+            "PUT",
+            &p("/mounts"),
+            Some(json!({"mount_paths": ["/root", "/data"]})),
+        )
+        .await?;
+    assert_eq!(
+        (s, body.clone()),
+        (
+            200,
+            json!({"mount_paths": ["/root", "/data"], "restarted": true})
+        ),
+        "{body}"
+    );
+    assert_eq!(
+        alice
+            .call(
+                "PUT",
+                &p("/mounts"),
+                Some(json!({"mount_paths": ["/proc"]}))
+            )
+            .await?
+            .0,
+        422
+    );
+    c.eventually(WAIT, "re-created with /data", || async {
+        Ok(alice.container(&id).await?["status"] == "running"
+            && containerd::exec(&ns, &id, "cat /root/f && test -d /data && echo ok")
+                .is_ok_and(|o| o == "kept\nok\n"))
+    })
+    .await?;
+
+    // Ingress rules.
+    let (s, rule) = alice
+        .call(
+            "POST",
+            &p("/ingress"),
+            Some(json!({"port": 8080, "target_port": 3000})),
+        )
+        .await?;
+    assert_eq!(s, 201, "{rule}");
+    assert_eq!(
+        (rule["port"].as_u64(), rule["target_port"].as_u64()),
+        (Some(8080), Some(3000))
+    );
+    assert_eq!(
+        alice
+            .call("POST", &p("/ingress"), Some(json!({"port": 22})))
+            .await?
+            .0,
+        422
+    );
+    assert_eq!(
+        alice
+            .call("POST", &p("/ingress"), Some(json!({"port": 8080})))
+            .await?
+            .0,
+        409
+    );
+    let (_, r443) = alice
+        .call("POST", &p("/ingress"), Some(json!({"port": 443})))
+        .await?;
+    assert_eq!(r443["target_port"], 443);
+    assert_eq!(alice.container(&id).await?["https_enabled"], true);
+    let (_, rules) = alice.call("GET", &p("/ingress"), None).await?;
+    assert_eq!(rules["rules"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        alice.call("DELETE", &p("/ingress/8080"), None).await?,
+        (200, json!({"status": "ok"}))
+    );
+    assert_eq!(
+        alice.call("DELETE", &p("/ingress/8080"), None).await?.0,
+        404
+    );
+
+    // PATCH: rename and resize within limits; the cgroup follows.
+    let (s, patched) = alice
+        .call(
+            "PATCH",
+            &p(""),
+            Some(json!({"name": "app2", "memory_mb": 384})),
+        )
+        .await?;
+    assert_eq!(s, 200, "{patched}");
+    assert_eq!(
+        (patched["name"].as_str(), patched["restarted"].as_bool()),
+        (Some("app2"), Some(true))
+    );
+    assert_eq!(
+        alice
+            .call("PATCH", &p(""), Some(json!({"cpu_millis": 99999})))
+            .await?
+            .0,
+        422
+    );
+    c.eventually(WAIT, "the new memory limit is in the cgroup", || async {
+        Ok(containerd::cgroup("memory", &id, "memory.limit_in_bytes")
+            .is_ok_and(|v| v == (384u64 << 20).to_string()))
+    })
+    .await?;
+
+    // Reboot: a new task, same container.
+    c.eventually(WAIT, "running", || async {
+        Ok(alice.container(&id).await?["status"] == "running")
+    })
+    .await?;
+    let (pid, _) = containerd::task(&ns, &id)?.expect("task");
+    let (s, body) = alice
+        .call("POST", &p("/actions"), Some(json!({"type": "reboot"})))
+        .await?;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        alice
+            .call("POST", &p("/actions"), Some(json!({"type": "explode"})))
+            .await?
+            .0,
+        422
+    );
+    c.eventually(WAIT, "rebooted", || async {
+        Ok(containerd::task(&ns, &id)?.is_some_and(|(p, s)| p != pid && s == "RUNNING"))
+    })
+    .await?;
+
+    // Events, newest first; quota; images.
+    let (_, events) = alice.call("GET", &p("/events"), None).await?;
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert!(
+        kinds.last() == Some(&"created") && kinds.contains(&"container_updated"),
+        "{kinds:?}"
+    );
+    let (_, quota) = alice.call("GET", "/compute/quota?region=*", None).await?;
+    let containers = quota["quotas"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|q| q["dimension"] == "containers")
+        .cloned();
+    assert_eq!(
+        containers,
+        Some(json!({"dimension": "containers", "used": 1.0, "max": 3.0}))
+    );
+    let (_, images) = alice.call("GET", "/compute/images", None).await?;
+    assert_eq!(images[0]["source"], "builtin");
+    assert_eq!(
+        alice
+            .call(
+                "POST",
+                "/compute/containers",
+                Some(json!({"name": "x", "ssh_key_ids": [key], "image": "evil/image:1"}))
+            )
+            .await?
+            .0,
+        422
+    );
+
+    // Other users get 404 on every settings route.
+    for (m, path) in [
+        ("GET", p("/ssh")),
+        ("PUT", p("/ssh")),
+        ("GET", p("/mounts")),
+        ("GET", p("/ingress")),
+        ("GET", p("/events")),
+        ("PATCH", p("")),
+        ("POST", p("/actions")),
+    ] {
+        let body =
+            (m != "GET").then(|| json!({"ssh_enabled": true, "name": "y", "type": "reboot"}));
+        assert_eq!(bob.call(m, &path, body).await?.0, 404, "{m} {path}");
+    }
+
+    // Scoped tokens: read-only may read but not change.
+    let ro = alice.with_token(
+        c.coordinator_cmd(&[
+            "token",
+            "--user",
+            "alice",
+            "--scope",
+            "compute.alice.containers:read",
+        ])?
+        .trim(),
+    );
+    assert_eq!(ro.call("GET", &p(""), None).await?.0, 200);
+    assert_eq!(ro.call("POST", &p("/stop"), None).await?.0, 403);
+    assert_eq!(ro.call("GET", "/compute/ssh-keys", None).await?.0, 403);
+
+    // Deleting a key revokes it from the container.
+    assert_eq!(
+        alice
+            .call("DELETE", &format!("/compute/ssh-keys/{key}"), None)
+            .await?
+            .0,
+        200
+    );
+    assert_eq!(alice.container(&id).await?["ssh_key_ids"], json!([]));
+    Ok(())
+}
