@@ -36,12 +36,17 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// The token from `Authorization: Bearer` or the session cookie.
+pub fn token_from<'a>(headers: &'a HeaderMap, cookie_name: &str) -> Option<&'a str> {
+    bearer(headers).or_else(|| cookie(headers, cookie_name))
+}
+
 /// The verified caller: `Authorization: Bearer <jwt>` or the session cookie.
 pub fn user(app: Arc<App>) -> impl Filter<Extract = (User,), Error = Rejection> + Clone {
     warp::header::headers_cloned().and_then(move |headers: HeaderMap| {
         let app = app.clone();
         async move {
-            let token = bearer(&headers).or_else(|| cookie(&headers, &app.config.auth.cookie_name));
+            let token = token_from(&headers, &app.config.auth.cookie_name);
             let Some(token) = token else {
                 return Err(warp::reject::custom(ApiRejection::Unauthenticated));
             };

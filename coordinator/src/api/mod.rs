@@ -6,6 +6,7 @@ mod containers;
 pub mod error;
 mod filters;
 mod keys;
+mod live;
 mod settings;
 
 use crate::app::App;
@@ -25,6 +26,7 @@ pub fn routes(
         .or(containers::routes(app.clone()))
         .or(settings::routes(app.clone()))
         .or(account::routes(app.clone()))
+        .or(live::routes(app.clone()))
         .or(keys::routes(app))
         .recover(error::recover)
         .with(warp::log::custom(|info| {
