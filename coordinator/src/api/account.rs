@@ -1,6 +1,6 @@
 //! Per-user routes that are not about one container: images and quota.
 
-use super::filters::{allow, authed, containers_res};
+use super::filters::{allow, authed, boxed, containers_res};
 use crate::app::App;
 use crate::auth::User;
 use berth_shared::api::Image;
@@ -8,10 +8,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use warp::filters::BoxedFilter;
 use warp::{Filter, Rejection, Reply};
-
-fn boxed<R: Reply + 'static>(r: R) -> Box<dyn Reply> {
-    Box::new(r)
-}
 
 pub fn routes(app: Arc<App>) -> BoxedFilter<(Box<dyn Reply>,)> {
     let images = warp::path!("compute" / "images")

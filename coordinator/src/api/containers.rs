@@ -1,6 +1,6 @@
 //! Routes under `/compute/containers` for the containers themselves.
 
-use super::filters::{allow, authed, container_res, containers_res, json_body};
+use super::filters::{allow, authed, boxed, container_res, containers_res, json_body};
 use crate::app::App;
 use crate::auth::User;
 use berth_shared::api::{ContainerList, EventList, StatusOk};
@@ -9,13 +9,7 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-type Reply1 = (Box<dyn Reply>,);
-
-fn boxed<R: Reply + 'static>(r: R) -> Box<dyn Reply> {
-    Box::new(r)
-}
-
-pub fn routes(app: Arc<App>) -> BoxedFilter<Reply1> {
+pub fn routes(app: Arc<App>) -> BoxedFilter<(Box<dyn Reply>,)> {
     let base = warp::path("compute").and(warp::path("containers"));
     let list = base
         .and(warp::path::end())

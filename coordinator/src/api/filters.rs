@@ -99,3 +99,8 @@ pub fn containers_res(u: &User) -> String {
 pub fn container_res(u: &User, id: &str) -> String {
     format!("compute.{}.containers.{id}", u.id)
 }
+
+/// Erases a reply's type so route groups can be `unify`d and boxed (keeps compile times sane).
+pub fn boxed<R: warp::Reply + 'static>(r: R) -> Box<dyn warp::Reply> {
+    Box::new(r)
+}

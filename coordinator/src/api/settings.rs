@@ -1,6 +1,6 @@
 //! Routes for a container's settings: SSH access, mounts and ingress rules.
 
-use super::filters::{allow, authed, container_res, json_body};
+use super::filters::{allow, authed, boxed, container_res, json_body};
 use crate::app::App;
 use crate::auth::User;
 use berth_shared::api::{IngressList, StatusOk};
@@ -8,10 +8,6 @@ use std::sync::Arc;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
-
-fn boxed<R: Reply + 'static>(r: R) -> Box<dyn Reply> {
-    Box::new(r)
-}
 
 pub fn routes(app: Arc<App>) -> BoxedFilter<(Box<dyn Reply>,)> {
     let one = warp::path("compute")
