@@ -34,6 +34,31 @@ pub struct Config {
     /// A static init (tini) bind-mounted read-only into every container as PID 1.
     #[serde(default = "default_init")]
     pub init_binary: PathBuf,
+    #[serde(default)]
+    pub ssh: SshConfig,
+}
+
+/// The agent's SSH server: `ssh -p <port> <container id or name>@<public_address>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshConfig {
+    pub enabled: bool,
+    pub listen: std::net::SocketAddr,
+    /// The host name or address users reach this host at; shown in `ssh_command`.
+    pub public_address: Option<String>,
+    /// The port users reach the SSH server at, if a NAT changes it. Defaults to the listen port.
+    pub public_port: Option<u16>,
+}
+
+impl Default for SshConfig {
+    fn default() -> Self {
+        SshConfig {
+            enabled: true,
+            listen: ([0, 0, 0, 0], 2222).into(),
+            public_address: None,
+            public_port: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -2,7 +2,8 @@
 //!
 //! Owns: `runtime` (the only code that talks to containerd), `volumes` (host directories of
 //! containers' mounts), `state` (sled: desired specs and last reports), `reconciler` (drives
-//! containerd toward the specs) and `link` (the QUIC connection it dials to the coordinator).
+//! containerd toward the specs), `ssh` (the SSH server into containers) and `link` (the QUIC
+//! connection it dials to the coordinator).
 //!
 //! Must not touch: users, tokens, quotas or placement — those are the coordinator's. The agent
 //! trusts only specs that arrive over its mutually authenticated link, and keeps running its
@@ -12,6 +13,7 @@ pub mod config;
 pub mod link;
 pub mod reconciler;
 pub mod runtime;
+pub mod ssh;
 pub mod state;
 pub mod volumes;
 
@@ -33,6 +35,8 @@ pub enum Error {
     },
     #[error("init binary {0} is missing (install Debian's tini package or set init_binary)")]
     NoInit(String),
+    #[error(transparent)]
+    Ssh(#[from] ssh::SshError),
 }
 
 fn meminfo_mb() -> Option<u64> {
@@ -42,7 +46,8 @@ fn meminfo_mb() -> Option<u64> {
     Some(kb / 1024)
 }
 
-pub fn host_info(cfg: &Config) -> HostInfo {
+/// `ssh_port`: where the agent's SSH server actually listens, if it runs.
+pub fn host_info(cfg: &Config, ssh_port: Option<u16>) -> HostInfo {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get() as u64)
         .unwrap_or(1);
@@ -58,8 +63,8 @@ pub fn host_info(cfg: &Config) -> HostInfo {
                 .unwrap_or_else(|| meminfo_mb().unwrap_or(1024).saturating_sub(512)),
             disk_gb: cfg.capacity.disk_gb.unwrap_or(100),
         },
-        public_address: None,
-        ssh_port: None,
+        public_address: cfg.ssh.public_address.clone(),
+        ssh_port: ssh_port.map(|p| cfg.ssh.public_port.unwrap_or(p)),
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
     }
 }
@@ -80,15 +85,37 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let reconciler = Arc::new(reconciler::Reconciler::new(
         cfg.clone(),
         state.clone(),
-        rt,
+        rt.clone(),
         tx,
     ));
 
     tracing::info!(host_key = %cfg.host_key, "reconciling containerd toward the stored specs");
     reconciler.reconcile_all().await;
 
+    let run_dir = cfg.data_dir.join("run");
+    // Exec FIFOs of a previous run belong to sessions that ended with it.
+    let _ = std::fs::remove_dir_all(&run_dir);
+    let (ssh_task, ssh_port) = if cfg.ssh.enabled {
+        let key = ssh::host_key(&cfg.data_dir.join("ssh_host_ed25519_key"))?;
+        let server = ssh::SshServer::bind(
+            cfg.ssh.listen,
+            key,
+            ssh::Shared {
+                state: state.clone(),
+                rt: rt.clone(),
+                run_dir: run_dir.join("exec"),
+            },
+        )
+        .await?;
+        let port = server.local_addr().map(|a| a.port());
+        tracing::info!(addr = ?server.local_addr(), "SSH server listening");
+        (Some(tokio::spawn(server.serve())), port)
+    } else {
+        (None, None)
+    };
+
     let link = Arc::new(link::Link {
-        host: host_info(&cfg),
+        host: host_info(&cfg, ssh_port),
         cfg: cfg.clone(),
         state: state.clone(),
         reconciler: reconciler.clone(),
@@ -110,6 +137,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     tracing::info!("shutting down; containers keep running");
     link_task.abort();
     periodic.abort();
+    if let Some(t) = ssh_task {
+        t.abort();
+    }
     state.flush().await?;
     Ok(())
 }

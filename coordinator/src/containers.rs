@@ -35,7 +35,7 @@ impl App {
             created_at: berth_shared::time::rfc3339(r.created_at),
             ssh_enabled: r.ssh_enabled,
             https_enabled: r.ingress.iter().any(|i| i.port == 443),
-            ssh_command: None,
+            ssh_command: self.ssh_command(r),
             image: r.image.clone(),
             mount_paths: r.mount_paths.clone(),
             ssh_key_ids: r.ssh_key_ids.clone(),
@@ -49,6 +49,20 @@ impl App {
             volume_preserved: None,
             restarted: None,
         }
+    }
+
+    /// The command that reaches the container through its host's SSH server, once the host
+    /// has said where that server is. `None` while SSH is disabled for the container.
+    fn ssh_command(&self, r: &ContainerRecord) -> Option<String> {
+        if !r.ssh_enabled {
+            return None;
+        }
+        let host = self.hub.host(r.host_key.as_deref()?)?.info;
+        let addr = host.public_address?;
+        Some(match host.ssh_port? {
+            22 => format!("ssh {}@{addr}", r.id),
+            port => format!("ssh -p {port} {}@{addr}", r.id),
+        })
     }
 
     /// The caller's container, or `NotFound` — also when it is someone else's.
@@ -291,6 +305,7 @@ impl App {
         let keys = self.store.user_keys(&r.owner).unwrap_or_default();
         ContainerSpec {
             id: r.id.clone(),
+            name: r.name.clone(),
             generation: r.generation,
             desired: r.desired,
             image: r.image.clone(),

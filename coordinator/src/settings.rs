@@ -12,8 +12,6 @@ use std::sync::Arc;
 pub(crate) enum Change {
     /// Nothing to write.
     None,
-    /// Stored, nothing for the host to do (e.g. a rename).
-    Record,
     /// The host must act: the generation grows and the spec is dispatched.
     Spec,
 }
@@ -49,10 +47,6 @@ impl App {
                         None
                     }
                     Ok(Change::None) => None,
-                    Ok(Change::Record) => {
-                        wrote = true;
-                        Some(())
-                    }
                     Ok(Change::Spec) => {
                         r.generation += 1;
                         (wrote, spec) = (true, true);
@@ -252,10 +246,9 @@ impl App {
                 }
                 (r.cpu_millis, r.memory_mb, r.storage_gb) = (new_cpu, new_mem, new_disk);
                 restarted = resize && r.desired == DesiredState::Running;
-                Ok(if grow {
+                // The name travels in the spec: the agent's SSH server accepts it as a login.
+                Ok(if grow || rename {
                     Change::Spec
-                } else if rename {
-                    Change::Record
                 } else {
                     Change::None
                 })

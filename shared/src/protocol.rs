@@ -32,6 +32,9 @@ pub enum DesiredState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
     pub id: String,
+    /// The owner's name for it; also accepted as the SSH login.
+    #[serde(default)]
+    pub name: String,
     pub generation: u64,
     pub desired: DesiredState,
     pub image: String,
@@ -231,6 +234,7 @@ mod tests {
         let (mut a, mut b) = tokio::io::duplex(1024);
         let msg = Request::Apply(ContainerSpec {
             id: "abc12345".into(),
+            name: "web".into(),
             generation: 3,
             desired: DesiredState::Running,
             image: "berth.local/base:latest".into(),

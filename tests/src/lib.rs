@@ -63,6 +63,8 @@ pub struct Cluster {
     pub namespace: String,
     pub api: String,
     pub host_key: String,
+    /// Port of the agent's SSH server on 127.0.0.1.
+    pub ssh_port: u16,
     coordinator: Option<Child>,
     agent: Option<Child>,
     http: reqwest::Client,
@@ -76,6 +78,7 @@ impl Cluster {
         let namespace = format!("berth-e2e-{id}");
         let api_port = free_tcp_port()?;
         let link_port = free_udp_port()?;
+        let ssh_port = free_tcp_port()?;
         let d = dir.display();
         std::fs::write(
             dir.join("coordinator.toml"),
@@ -119,6 +122,9 @@ region = "test"
 data_dir = "{d}/agent"
 stop_grace = "5s"
 reconcile_interval = "5s"
+[ssh]
+listen = "127.0.0.1:{ssh_port}"
+public_address = "127.0.0.1"
 [containerd]
 namespace = "{namespace}"
 [coordinator]
@@ -135,6 +141,7 @@ key = "{d}/tls/agent.key"
             namespace,
             api: format!("http://127.0.0.1:{api_port}"),
             host_key,
+            ssh_port,
             coordinator: None,
             agent: None,
             http: reqwest::Client::new(),
@@ -231,6 +238,9 @@ key = "{d}/tls/agent.key"
 host_key = "{host_key}"
 region = "test"
 data_dir = "{d}/{name}"
+[ssh]
+listen = "127.0.0.1:0"
+public_address = "127.0.0.1"
 [containerd]
 namespace = "{ns}-{name}"
 [coordinator]
@@ -480,13 +490,19 @@ impl User {
     /// Registers a fresh ed25519 key made by ssh-keygen; returns its id.
     pub async fn add_key(&self, name: &str) -> Result<u64> {
         let dir = std::env::temp_dir().join(format!("berth-key-{}", suffix()));
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join("id");
+        let r = self.add_key_in(name, &dir).await;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(r?.0)
+    }
+
+    /// Like [`User::add_key`], keeping the private key: returns the id and its path in `dir`.
+    pub async fn add_key_in(&self, name: &str, dir: &Path) -> Result<(u64, PathBuf)> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("id_{name}_{}", suffix()));
         run(Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])
             .arg(&path))?;
         let public = std::fs::read_to_string(path.with_extension("pub"))?;
-        let _ = std::fs::remove_dir_all(&dir);
         let (s, body) = self
             .call(
                 "POST",
@@ -497,7 +513,7 @@ impl User {
         if s != 201 {
             bail!("adding a key: {s} {body}");
         }
-        body["id"].as_u64().context("key id")
+        Ok((body["id"].as_u64().context("key id")?, path))
     }
 
     pub async fn container(&self, id: &str) -> Result<Value> {

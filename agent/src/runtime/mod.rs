@@ -1,6 +1,7 @@
 //! containerd, over its gRPC socket, in the agent's own namespace. The only module of Berth
 //! that talks to containerd. gRPC status codes are mapped to `RuntimeError` here, once.
 
+pub mod exec;
 mod image;
 pub mod oci;
 
@@ -38,6 +39,12 @@ pub enum RuntimeError {
         op: &'static str,
         code: Code,
         message: String,
+    },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
     },
     #[error("image {image}: {reason}")]
     Image { image: String, reason: String },

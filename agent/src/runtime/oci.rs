@@ -136,6 +136,7 @@ mod tests {
     fn limits_and_mounts_come_from_the_spec() {
         let s = ContainerSpec {
             id: "abc12345".into(),
+            name: "web".into(),
             generation: 1,
             desired: DesiredState::Running,
             image: "img".into(),

@@ -1,0 +1,182 @@
+//! One russh handler per TCP connection: authenticates the login against the container's
+//! keys, keeps the session channels it accepted, and hands each one to [`super::session`]
+//! when the client asks for a shell or a command.
+
+use super::{auth, session, Shared};
+use crate::runtime::exec::ExecRequest;
+use russh::server::{Auth, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub(super) struct Factory {
+    pub shared: Arc<Shared>,
+}
+
+impl russh::server::Server for Factory {
+    type Handler = Connection;
+    fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection {
+        Connection {
+            shared: self.shared.clone(),
+            peer,
+            container: None,
+            channels: HashMap::new(),
+        }
+    }
+    fn handle_session_error(&mut self, error: russh::Error) {
+        tracing::debug!(%error, "SSH connection ended with an error");
+    }
+}
+
+/// A channel between open and its shell/exec request.
+struct Pending {
+    channel: Channel<Msg>,
+    /// (cols, rows, TERM) once the client asked for a terminal.
+    pty: Option<(u32, u32, String)>,
+}
+
+pub(super) struct Connection {
+    shared: Arc<Shared>,
+    peer: Option<SocketAddr>,
+    /// The container this connection authenticated for.
+    container: Option<String>,
+    channels: HashMap<ChannelId, Pending>,
+}
+
+impl Connection {
+    fn lookup(&self, login: &str, key: &russh::keys::PublicKey) -> Option<String> {
+        match self.shared.state.specs() {
+            Ok(specs) => auth::authorize(&specs, login, key),
+            Err(e) => {
+                tracing::warn!(error = %e, "SSH login: cannot read container specs");
+                None
+            }
+        }
+    }
+
+    fn start(&mut self, channel: ChannelId, command: Option<String>, session: &mut Session) {
+        let (Some(container), Some(p)) = (self.container.clone(), self.channels.remove(&channel))
+        else {
+            let _ = session.channel_failure(channel);
+            return;
+        };
+        let _ = session.channel_success(channel);
+        let (tty, term) = match p.pty {
+            // A client without a real terminal says 0x0: give it the classic 80x24.
+            Some((c, r, t)) => {
+                let (c, r) = if c == 0 || r == 0 { (80, 24) } else { (c, r) };
+                (Some((c, r)), t)
+            }
+            None => (None, String::new()),
+        };
+        let req = ExecRequest { command, tty, term };
+        tracing::info!(container = %container, peer = ?self.peer, tty = req.tty.is_some(),
+            command = req.command.is_some(), "SSH session");
+        tokio::spawn(session::run(self.shared.clone(), container, p.channel, req));
+    }
+}
+
+impl Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(match self.lookup(user, offer.public_key) {
+            Some(_) => Auth::Accept,
+            None => Auth::reject(),
+        })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        match self.lookup(user, key.public_key) {
+            Some(id) => {
+                tracing::info!(container = %id, peer = ?self.peer, "SSH login accepted");
+                self.container = Some(id);
+                Ok(Auth::Accept)
+            }
+            None => {
+                tracing::info!(login = %user, peer = ?self.peer, "SSH login refused");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.container.is_none() || self.channels.len() >= 16 {
+            return Ok(()); // dropping `reply` rejects the channel
+        }
+        self.channels
+            .insert(channel.id(), Pending { channel, pty: None });
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        term: &str,
+        col_width: u32,
+        row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        match self.channels.get_mut(&channel) {
+            Some(p) => {
+                let term = if term.is_empty() {
+                    "xterm-256color"
+                } else {
+                    term
+                };
+                p.pty = Some((col_width, row_height, term.to_string()));
+                session.channel_success(channel)?;
+            }
+            None => session.channel_failure(channel)?,
+        }
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.start(channel, None, session);
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let command = String::from_utf8_lossy(data).into_owned();
+        self.start(channel, Some(command), session);
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+}

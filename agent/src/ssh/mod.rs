@@ -1,0 +1,137 @@
+//! The agent's SSH server (russh): `ssh -p 2222 <container>@<host>` opens a shell or runs a
+//! command inside the container through containerd's exec API, so images need no sshd.
+//!
+//! Authentication is by public key only, against the keys in the container's spec (see
+//! [`auth`]). The host key is generated once and kept under the data dir.
+
+pub mod auth;
+mod handler;
+mod session;
+
+use crate::runtime::Runtime;
+use crate::state::State;
+use russh::keys::ssh_key::{private::Ed25519Keypair, LineEnding};
+use russh::keys::PrivateKey;
+use russh::server::Server as _;
+use russh::{MethodKind, MethodSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("SSH host key {path}: {source}")]
+    HostKeyIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("SSH host key {path}: {message}")]
+    HostKey { path: PathBuf, message: String },
+    #[error("SSH listen {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// What every SSH connection needs.
+pub struct Shared {
+    pub state: State,
+    pub rt: Runtime,
+    /// Where exec FIFOs live.
+    pub run_dir: PathBuf,
+}
+
+/// Loads the persisted ed25519 host key, creating it (mode 0600) on first start.
+pub fn host_key(path: &Path) -> Result<PrivateKey, SshError> {
+    let bad = |message: String| SshError::HostKey {
+        path: path.to_path_buf(),
+        message,
+    };
+    let io = |source| SshError::HostKeyIo {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(pem) => PrivateKey::from_openssh(pem).map_err(|e| bad(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut seed).map_err(|_| bad("no randomness".into()))?;
+            let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+            let pem = key
+                .to_openssh(LineEnding::LF)
+                .map_err(|e| bad(e.to_string()))?;
+            // Written whole under a temporary name, then renamed: a crash never leaves half a key.
+            let tmp = path.with_extension("tmp");
+            {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&tmp)
+                    .map_err(io)?;
+                f.write_all(pem.as_bytes()).map_err(io)?;
+                f.sync_all().map_err(io)?;
+            }
+            std::fs::rename(&tmp, path).map_err(io)?;
+            tracing::info!(path = %path.display(), "generated the SSH host key");
+            Ok(key)
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+/// A bound SSH server, ready to [`SshServer::serve`].
+pub struct SshServer {
+    listener: tokio::net::TcpListener,
+    config: Arc<russh::server::Config>,
+    shared: Arc<Shared>,
+}
+
+impl SshServer {
+    pub async fn bind(
+        addr: SocketAddr,
+        key: PrivateKey,
+        shared: Shared,
+    ) -> Result<SshServer, SshError> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| SshError::Bind { addr, source })?;
+        let config = russh::server::Config {
+            server_id: russh::SshId::Standard(
+                format!("SSH-2.0-berth_{}", env!("CARGO_PKG_VERSION")).into(),
+            ),
+            methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+            auth_rejection_time: Duration::from_millis(300),
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            keys: vec![key],
+            inactivity_timeout: Some(Duration::from_secs(3600)),
+            keepalive_interval: Some(Duration::from_secs(30)),
+            nodelay: true,
+            ..Default::default()
+        };
+        Ok(SshServer {
+            listener,
+            config: Arc::new(config),
+            shared: Arc::new(shared),
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    /// Serves until the task is dropped or aborted.
+    pub async fn serve(self) {
+        let mut factory = handler::Factory {
+            shared: self.shared,
+        };
+        if let Err(e) = factory.run_on_socket(self.config, &self.listener).await {
+            tracing::error!(error = %e, "SSH server stopped");
+        }
+    }
+}
