@@ -36,6 +36,27 @@ pub struct Config {
     pub init_binary: PathBuf,
     #[serde(default)]
     pub ssh: SshConfig,
+    #[serde(default)]
+    pub logs: LogsConfig,
+}
+
+/// Containers' stdout/stderr, stamped line by line by the log driver.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// Disk kept per container (the current file plus one rotated file).
+    pub max_bytes: u64,
+    /// The log driver binary containerd's shim starts per task; defaults to this agent binary.
+    pub driver: Option<PathBuf>,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        LogsConfig {
+            max_bytes: 10 * 1024 * 1024,
+            driver: None,
+        }
+    }
 }
 
 /// The agent's SSH server: `ssh -p <port> <container id or name>@<public_address>`.
@@ -137,6 +158,9 @@ impl Config {
         }
         if !self.data_dir.is_absolute() {
             return Err("data_dir must be an absolute path".into());
+        }
+        if self.logs.max_bytes < 64 * 1024 {
+            return Err("[logs] max_bytes must be at least 65536".into());
         }
         if self.containerd.namespace.is_empty() {
             return Err("[containerd] namespace must not be empty".into());

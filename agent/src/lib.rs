@@ -11,10 +11,13 @@
 
 pub mod config;
 pub mod link;
+pub mod logs;
 pub mod reconciler;
 pub mod runtime;
+pub mod serve;
 pub mod ssh;
 pub mod state;
+pub mod usage;
 pub mod volumes;
 
 use berth_shared::protocol::{HostInfo, Resources};
@@ -114,11 +117,18 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         (None, None)
     };
 
+    let services = Arc::new(serve::Services {
+        state: state.clone(),
+        reconciler: reconciler.clone(),
+        rt: rt.clone(),
+        run_dir: run_dir.join("exec"),
+    });
     let link = Arc::new(link::Link {
         host: host_info(&cfg, ssh_port),
         cfg: cfg.clone(),
         state: state.clone(),
         reconciler: reconciler.clone(),
+        services,
     });
     let link_task = tokio::spawn(link.run(rx));
     let periodic = {

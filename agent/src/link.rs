@@ -7,7 +7,7 @@ use crate::reconciler::Reconciler;
 use crate::state::State;
 use berth_shared::protocol::{
     read_frame, write_frame, AgentMessage, ContainerReport, CoordinatorMessage, FrameError,
-    HostInfo, Request, Response, PROTOCOL_VERSION,
+    HostInfo, Response, PROTOCOL_VERSION,
 };
 use berth_shared::tls::{client_config, TlsFiles};
 use std::net::SocketAddr;
@@ -50,6 +50,7 @@ pub struct Link {
     pub host: HostInfo,
     pub state: State,
     pub reconciler: Arc<Reconciler>,
+    pub services: Arc<crate::serve::Services>,
 }
 
 impl Link {
@@ -167,16 +168,12 @@ impl Link {
             None => return Err(LinkError::Closed),
         };
 
-        let requests = tokio::spawn(serve_requests(
-            conn.clone(),
-            self.state.clone(),
-            self.reconciler.clone(),
-        ));
+        let requests = tokio::spawn(self.services.clone().serve(conn.clone()));
         let mut tick = tokio::time::interval(interval);
         let result = loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    let inventory = self.state.inventory().unwrap_or_default();
+                    let inventory = with_usage(self.state.inventory().unwrap_or_default());
                     if let Err(e) = write_frame(&mut send, &AgentMessage::Heartbeat { host: self.host.clone(), inventory }).await {
                         break Err(e.into());
                     }
@@ -194,7 +191,7 @@ impl Link {
     }
 
     async fn offer(&self, spec: &berth_shared::protocol::ContainerSpec) -> Response {
-        offer(&self.state, &self.reconciler, spec).await
+        self.services.offer(spec).await
     }
 }
 
@@ -226,53 +223,12 @@ fn refusal(conn: &quinn::Connection, err: &LinkError) -> Option<LinkError> {
     }
 }
 
-/// Stores a spec durably if it is newer, then reconciles it. Idempotent.
-async fn offer(
-    state: &State,
-    reconciler: &Arc<Reconciler>,
-    spec: &berth_shared::protocol::ContainerSpec,
-) -> Response {
-    if !berth_shared::ids::is_container_id(&spec.id) {
-        return Response::Error {
-            message: format!("{:?} is not a container id", spec.id),
-        };
-    }
-    match state.offer_spec(spec) {
-        Ok((generation, changed)) => {
-            if changed {
-                if let Err(e) = state.flush().await {
-                    return Response::Error {
-                        message: e.to_string(),
-                    };
-                }
-            }
-            reconciler.trigger(spec.id.clone());
-            Response::Applied {
-                id: spec.id.clone(),
-                generation,
-            }
+/// The inventory with each running container's current memory use.
+fn with_usage(mut inventory: Vec<ContainerReport>) -> Vec<ContainerReport> {
+    for r in &mut inventory {
+        if r.state == berth_shared::protocol::ObservedState::Running {
+            r.memory_used_mb = crate::usage::memory_bytes(&r.id).map(|b| b.div_ceil(1024 * 1024));
         }
-        Err(e) => Response::Error {
-            message: e.to_string(),
-        },
     }
-}
-
-async fn serve_requests(conn: quinn::Connection, state: State, reconciler: Arc<Reconciler>) {
-    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-        let state = state.clone();
-        let reconciler = reconciler.clone();
-        tokio::spawn(async move {
-            let resp = match read_frame::<_, Request>(&mut recv).await {
-                Ok(Some(Request::Apply(spec))) => offer(&state, &reconciler, &spec).await,
-                Ok(None) => return,
-                Err(e) => Response::Error {
-                    message: e.to_string(),
-                },
-            };
-            if write_frame(&mut send, &resp).await.is_ok() {
-                let _ = send.finish();
-            }
-        });
-    }
+    inventory
 }

@@ -34,8 +34,16 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // containerd's shim starts this binary as the containers' log driver, too.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(code) = berth_agent::logs::driver::run_if_invoked(&args) {
+        std::process::exit(code);
+    }
+    tokio::runtime::Runtime::new()?.block_on(agent())
+}
+
+async fn agent() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

@@ -52,6 +52,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Percent-escapes what a URI path or query value cannot hold as is.
+fn uri_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// What, if changed, needs the containerd container re-created (volumes are kept).
 fn spec_hash(s: &ContainerSpec) -> String {
     let key = serde_json::json!([
@@ -91,7 +103,29 @@ impl Reconciler {
     }
 
     pub fn log_path(&self, id: &str) -> PathBuf {
-        self.cfg.data_dir.join("logs").join(format!("{id}.log"))
+        self.log_dir().join(format!("{id}.log"))
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.cfg.data_dir.join("logs")
+    }
+
+    /// The shim starts the log driver from this URI; its query becomes the driver's arguments.
+    fn log_uri(&self) -> String {
+        let driver = self
+            .cfg
+            .logs
+            .driver
+            .clone()
+            .or_else(|| std::env::current_exe().ok())
+            .unwrap_or_else(|| "/usr/local/bin/berth-agent".into());
+        format!(
+            "binary://{}?{}={}&max-bytes={}",
+            uri_escape(&driver.display().to_string()),
+            crate::logs::driver::DRIVER_ARG,
+            uri_escape(&self.log_dir().display().to_string()),
+            self.cfg.logs.max_bytes
+        )
     }
 
     pub fn trigger(self: &Arc<Self>, id: String) {
@@ -241,7 +275,7 @@ impl Reconciler {
             std::fs::create_dir_all(dir).map_err(ReconcileError::Logs)?;
         }
         let mounts = self.rt.snapshot_mounts(id).await?;
-        self.rt.create_task(id, mounts, &log).await?;
+        self.rt.create_task(id, mounts, &self.log_uri()).await?;
         self.start(id).await
     }
 
@@ -325,6 +359,7 @@ impl Reconciler {
         if volumes {
             self.volumes.remove(id)?;
             let _ = std::fs::remove_file(self.log_path(id));
+            let _ = std::fs::remove_file(crate::logs::driver::rotated(&self.log_path(id)));
         }
         lock(&self.started).remove(id);
         Ok(())

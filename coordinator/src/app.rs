@@ -23,6 +23,8 @@ pub enum Error {
     Forbidden(String),
     #[error("container is not running: {0}")]
     NotRunning(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }

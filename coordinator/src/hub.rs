@@ -144,6 +144,34 @@ impl Hub {
         gone
     }
 
+    /// Opens a long-lived stream for `req` (logs, terminal) and reads the agent's first answer;
+    /// the caller keeps both halves.
+    pub async fn open(
+        &self,
+        host: &str,
+        req: &Request,
+    ) -> Result<(Response, quinn::SendStream, quinn::RecvStream), HubError> {
+        let conn = self
+            .host(host)
+            .and_then(|h| h.conn)
+            .ok_or_else(|| HubError::NotConnected(host.to_string()))?;
+        let (mut send, mut recv) = timeout(Duration::from_secs(10), conn.open_bi())
+            .await
+            .map_err(|_| HubError::Timeout("a stream"))??;
+        write_frame(&mut send, req).await?;
+        match timeout(
+            Duration::from_secs(30),
+            read_frame::<_, Response>(&mut recv),
+        )
+        .await
+        {
+            Err(_) => Err(HubError::Timeout("the agent's answer")),
+            Ok(Ok(Some(r))) => Ok((r, send, recv)),
+            Ok(Ok(None)) => Err(HubError::Refused("stream closed without an answer".into())),
+            Ok(Err(e)) => Err(e.into()),
+        }
+    }
+
     /// Sends one request on its own stream and waits for the answer.
     pub async fn request(&self, host: &str, req: &Request) -> Result<Response, HubError> {
         let conn = self

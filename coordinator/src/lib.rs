@@ -15,6 +15,7 @@ pub mod config;
 mod containers;
 pub mod hub;
 mod ingress;
+mod inside;
 mod keys;
 mod lifecycle;
 pub mod pki;

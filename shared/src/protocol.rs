@@ -163,6 +163,24 @@ pub enum CoordinatorMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
     Apply(ContainerSpec),
+    /// Answer: [`Response::Streaming`], then frames of `Vec<LogLine>`: at most `tail` recent
+    /// lines, then (with `follow`) new lines until the container stops or the stream is reset.
+    Logs {
+        id: String,
+        tail: usize,
+        follow: bool,
+    },
+    /// Answer: [`Response::Streaming`]; then the coordinator sends [`TerminalInput`] frames and
+    /// the agent sends the terminal's output as raw bytes until the shell exits.
+    Terminal {
+        id: String,
+        cols: u16,
+        rows: u16,
+    },
+    /// Answer: [`Response::Metrics`].
+    Metrics {
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,9 +191,49 @@ pub enum Response {
         id: String,
         generation: u64,
     },
+    /// The request is accepted; what follows on the stream is described by the request.
+    Streaming,
+    NotRunning {
+        message: String,
+    },
+    Metrics(ContainerMetrics),
     Error {
         message: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// One line a container wrote, stamped when the agent's log driver read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// RFC3339 with nanoseconds, UTC.
+    pub timestamp: String,
+    pub stream: LogStream,
+    pub text: String,
+}
+
+/// Input for a terminal stream: keystrokes or a new window size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TerminalInput {
+    Data { data: Vec<u8> },
+    Resize { cols: u16, rows: u16 },
+}
+
+/// A container's resource use, from its cgroup (seed `004`).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ContainerMetrics {
+    pub cpu_usage_percent: f64,
+    pub memory_usage_bytes: u64,
+    pub memory_total_bytes: u64,
+    pub disk_read_bytes: u64,
+    pub disk_write_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -282,15 +282,15 @@ impl Runtime {
         )
     }
 
-    /// Creates the task with `stdout`/`stderr` appended to `log` by the shim (which outlives
-    /// the agent).
+    /// Creates the task with `stdout`/`stderr` going to `stdio_uri` (a `binary://` log driver
+    /// or a `file://` path, both handled by the shim, which outlives the agent).
     pub async fn create_task(
         &self,
         id: &str,
         rootfs: Vec<Mount>,
-        log: &std::path::Path,
+        stdio_uri: &str,
     ) -> Result<(), RuntimeError> {
-        let uri = format!("file://{}", log.display());
+        let uri = stdio_uri.to_string();
         self.client
             .tasks()
             .create(self.req(CreateTaskRequest {

@@ -64,6 +64,12 @@ pub fn status_and_body(e: &ApiRejection) -> (StatusCode, ErrorBody) {
                     message: message.clone(),
                 },
             ),
+            Error::Unavailable(message) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorBody::Unavailable {
+                    message: message.clone(),
+                },
+            ),
             Error::Store(err) => {
                 tracing::error!(error = %err, "store failure");
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorBody::Internal)

@@ -5,6 +5,7 @@ mod account;
 mod containers;
 pub mod error;
 mod filters;
+mod inside;
 mod keys;
 mod live;
 mod settings;
@@ -27,6 +28,7 @@ pub fn routes(
         .or(settings::routes(app.clone()))
         .or(account::routes(app.clone()))
         .or(live::routes(app.clone()))
+        .or(inside::routes(app.clone()))
         .or(keys::routes(app))
         .recover(error::recover)
         .with(warp::log::custom(|info| {
