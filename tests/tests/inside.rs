@@ -220,6 +220,17 @@ async fn logs_terminal_and_metrics() -> Result<()> {
     })
     .await?;
 
+    // Lines written while the agent is down are kept (the log driver is the shim's child).
+    let mut c = c;
+    c.kill_agent()?;
+    containerd::exec(&ns, &id, "echo while-agent-away > /proc/1/fd/1")?;
+    c.start_agent().await?;
+    c.eventually(WAIT, "line written while the agent was away", || async {
+        let (s, body) = alice.call("GET", &p("/logs?limit=5"), None).await?;
+        Ok(s == 200 && body.to_string().contains("while-agent-away"))
+    })
+    .await?;
+
     // Stopped: metrics and terminal say so; the log is still readable.
     assert_eq!(alice.call("POST", &p("/stop"), None).await?.0, 200);
     let (s, body) = alice.call("GET", &p("/metrics"), None).await?;
