@@ -200,7 +200,7 @@ impl App {
     }
 
     /// Resources already promised on each host.
-    fn used_by_host(&self) -> Result<HashMap<String, Resources>, Error> {
+    pub(crate) fn used_by_host(&self) -> Result<HashMap<String, Resources>, Error> {
         let mut used: HashMap<String, Resources> = HashMap::new();
         for r in self.store.all_containers()? {
             if let Some(h) = r.host_key {
@@ -261,7 +261,12 @@ impl App {
             region: rec.requested_region.clone(),
             host_key: rec.requested_host_key.clone(),
         };
-        match placement::place(&self.hub.candidates(), &self.used_by_host()?, &demand) {
+        let cordoned = self.store.cordoned_hosts()?;
+        let mut hosts = self.hub.candidates();
+        for h in &mut hosts {
+            h.cordoned = cordoned.contains(&h.host_key);
+        }
+        match placement::place(&hosts, &self.used_by_host()?, &demand) {
             Ok(host) => {
                 rec.region = self.hub.host(&host).map(|h| h.info.region);
                 rec.host_key = Some(host);

@@ -13,6 +13,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 mod containers;
+mod hosts;
 pub mod hub;
 mod ingress;
 mod inside;

@@ -105,6 +105,8 @@ pub struct Store {
     containers: sled::Tree,
     keys: sled::Tree,
     events: sled::Tree,
+    /// Host keys an operator cordoned (value unused).
+    cordoned: sled::Tree,
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T, StoreError> {
@@ -138,6 +140,7 @@ impl Store {
             containers: db.open_tree("containers")?,
             keys: db.open_tree("ssh_keys")?,
             events: db.open_tree("events")?,
+            cordoned: db.open_tree("cordoned_hosts")?,
             db,
         })
     }
@@ -146,6 +149,24 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())
+    }
+
+    pub fn set_cordoned(&self, host: &str, cordoned: bool) -> Result<(), StoreError> {
+        if cordoned {
+            self.cordoned.insert(host.as_bytes(), &b"1"[..])?;
+        } else {
+            self.cordoned.remove(host.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    pub fn cordoned_hosts(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let mut out = std::collections::BTreeSet::new();
+        for kv in self.cordoned.iter() {
+            let (k, _) = kv?;
+            out.insert(String::from_utf8_lossy(&k).into_owned());
+        }
+        Ok(out)
     }
 
     pub fn put_container(&self, rec: &ContainerRecord) -> Result<(), StoreError> {

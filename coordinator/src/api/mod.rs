@@ -5,6 +5,7 @@ mod account;
 mod containers;
 pub mod error;
 mod filters;
+mod hosts;
 mod inside;
 mod keys;
 mod live;
@@ -29,6 +30,7 @@ pub fn routes(
         .or(account::routes(app.clone()))
         .or(live::routes(app.clone()))
         .or(inside::routes(app.clone()))
+        .or(hosts::routes(app.clone()))
         .or(keys::routes(app))
         .recover(error::recover)
         .with(warp::log::custom(|info| {

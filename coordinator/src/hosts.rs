@@ -1,0 +1,99 @@
+//! The operator's view of the fleet: every host with its capacity, what is promised on it,
+//! whether it is connected, and cordons (a cordoned host gets no new containers; what runs
+//! there stays). Cordons are stored, so they outlive a coordinator restart.
+
+use crate::app::{App, Error};
+use berth_shared::protocol::Resources;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Serialize)]
+pub struct HostView {
+    pub host_key: String,
+    pub region: Option<String>,
+    pub arch: Option<berth_shared::catalog::Arch>,
+    pub capacity: Option<Resources>,
+    /// CPU, memory and disk promised to the containers placed there.
+    pub used: Resources,
+    pub containers: usize,
+    /// `connected` or `unreachable`.
+    pub status: &'static str,
+    pub cordoned: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
+}
+
+impl App {
+    pub fn hosts(&self) -> Result<Vec<HostView>, Error> {
+        let cordoned = self.store.cordoned_hosts()?;
+        let used = self.used_by_host()?;
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for r in self.store.all_containers()? {
+            if let Some(h) = r.host_key {
+                *counts.entry(h).or_default() += 1;
+            }
+        }
+        let mut out: BTreeMap<String, HostView> = BTreeMap::new();
+        // Hosts known from records or cordons but not (yet) seen since this coordinator started.
+        for key in counts.keys().chain(cordoned.iter()) {
+            out.insert(
+                key.clone(),
+                HostView {
+                    host_key: key.clone(),
+                    region: None,
+                    arch: None,
+                    capacity: None,
+                    used: Resources::default(),
+                    containers: 0,
+                    status: "unreachable",
+                    cordoned: false,
+                    last_heartbeat: None,
+                    agent_version: None,
+                },
+            );
+        }
+        for h in self.hub.hosts() {
+            out.insert(
+                h.info.host_key.clone(),
+                HostView {
+                    host_key: h.info.host_key.clone(),
+                    region: Some(h.info.region.clone()),
+                    arch: Some(h.info.arch),
+                    capacity: Some(h.info.capacity),
+                    used: Resources::default(),
+                    containers: 0,
+                    status: if h.connected() {
+                        "connected"
+                    } else {
+                        "unreachable"
+                    },
+                    cordoned: false,
+                    last_heartbeat: Some(berth_shared::time::rfc3339(h.last_heartbeat)),
+                    agent_version: Some(h.info.agent_version.clone()),
+                },
+            );
+        }
+        for (key, v) in &mut out {
+            v.used = used.get(key).copied().unwrap_or_default();
+            v.containers = counts.get(key).copied().unwrap_or(0);
+            v.cordoned = cordoned.contains(key);
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Cordons or uncordons a host the coordinator knows; `NotFound` otherwise.
+    pub async fn set_cordon(&self, host: &str, cordoned: bool) -> Result<HostView, Error> {
+        let known = |app: &App| -> Result<Option<HostView>, Error> {
+            Ok(app.hosts()?.into_iter().find(|h| h.host_key == host))
+        };
+        if known(self)?.is_none() {
+            return Err(Error::NotFound);
+        }
+        self.store.set_cordoned(host, cordoned)?;
+        self.store.flush().await?;
+        tracing::info!(host, cordoned, "host cordon changed");
+        known(self)?.ok_or(Error::NotFound)
+    }
+}

@@ -1,0 +1,78 @@
+//! Operator endpoints: the host list (capacity, use, connection, cordon), cordon keeping new
+//! containers off a host until uncordon, cordons surviving a coordinator restart, and the
+//! endpoints not existing (404) for anyone without the `compute.admin` scope.
+
+use anyhow::Result;
+use berth_tests::Cluster;
+use serde_json::json;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_list_and_cordon_hosts() -> Result<()> {
+    let mut c = Cluster::start().await?;
+    let alice = c.user("alice")?;
+    let token = c.coordinator_cmd(&["token", "--user", "ops", "--scope", "compute.admin:*"])?;
+    let ops = alice.with_token(token.trim());
+    let host = c.host_key.clone();
+    let cordon = format!("/compute/hosts/{host}/cordon");
+    let uncordon = format!("/compute/hosts/{host}/uncordon");
+
+    // Not an operator: the endpoints do not exist.
+    let nf = (404, json!({"error": "not_found"}));
+    assert_eq!(alice.call("GET", "/compute/hosts", None).await?, nf);
+    assert_eq!(alice.call("POST", &cordon, None).await?, nf);
+
+    let (s, body) = ops.call("GET", "/compute/hosts", None).await?;
+    assert_eq!(s, 200, "{body}");
+    let h = &body["hosts"][0];
+    assert_eq!(h["host_key"], json!(host));
+    assert_eq!(h["status"], "connected");
+    assert_eq!(h["cordoned"], false);
+    assert_eq!(h["region"], "test");
+    assert!(h["capacity"]["memory_mb"].as_u64().unwrap_or(0) > 0, "{h}");
+    assert!(h["last_heartbeat"].is_string());
+    assert_eq!(
+        ops.call("POST", "/compute/hosts/nosuch/cordon", None)
+            .await?,
+        nf
+    );
+
+    // Cordoned: a new container waits, pending, with a reason.
+    let (s, body) = ops.call("POST", &cordon, None).await?;
+    assert_eq!((s, body["cordoned"].clone()), (200, json!(true)), "{body}");
+    let key = alice.add_key("k").await?;
+    let (s, created) = alice
+        .call(
+            "POST",
+            "/compute/containers",
+            Some(json!({"name": "app", "ssh_key_ids": [key]})),
+        )
+        .await?;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let v = alice.container(&id).await?;
+    assert_eq!(v["status"], "pending", "{v}");
+    assert!(v["status_reason"].is_string(), "{v}");
+
+    // The cordon is stored: it survives a coordinator restart.
+    c.kill_coordinator()?;
+    c.start_coordinator().await?;
+    c.wait_agents(1).await?;
+    let (_, body) = ops.call("GET", "/compute/hosts", None).await?;
+    assert_eq!(body["hosts"][0]["cordoned"], true, "{body}");
+
+    // Uncordoned: the waiting container is placed and runs; the list counts it.
+    let (s, body) = ops.call("POST", &uncordon, None).await?;
+    assert_eq!((s, body["cordoned"].clone()), (200, json!(false)), "{body}");
+    c.eventually(WAIT, "placed and running", || async {
+        Ok(alice.container(&id).await?["status"] == "running")
+    })
+    .await?;
+    let (_, body) = ops.call("GET", "/compute/hosts", None).await?;
+    assert_eq!(body["hosts"][0]["containers"], 1, "{body}");
+    assert_eq!(body["hosts"][0]["used"]["cpu_millis"], 1000, "{body}");
+    Ok(())
+}
