@@ -15,6 +15,10 @@ use crate::app::App;
 use std::sync::Arc;
 use warp::{Filter, Reply};
 
+/// The OpenAPI 3 document of this API; `tests/tests/openapi.rs` fails when a route is missing
+/// from it or it names a route the server does not have.
+pub const OPENAPI: &str = include_str!("../../api/openapi.json");
+
 pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone {
@@ -24,7 +28,11 @@ pub fn routes(
         let connected = hosts.iter().filter(|h| h.connected()).count();
         warp::reply::json(&serde_json::json!({"status": "ok", "agents_connected": connected, "agents_known": hosts.len()}))
     });
+    let openapi = warp::path!("compute" / "openapi.json")
+        .and(warp::get())
+        .map(|| warp::reply::with_header(OPENAPI, "content-type", "application/json"));
     health
+        .or(openapi)
         .or(containers::routes(app.clone()))
         .or(settings::routes(app.clone()))
         .or(account::routes(app.clone()))
