@@ -43,6 +43,9 @@ pub struct Reconciler {
     watching: Mutex<HashSet<String>>,
     expected_exit: Mutex<HashSet<String>>,
     started: Mutex<HashMap<String, (Instant, u32)>>,
+    /// Containers re-created because containerd lost them: id → whether the volume survived.
+    /// Told to the coordinator with the next `running` report.
+    recreated: Mutex<HashMap<String, bool>>,
     /// Set once the coordinator has sent its desired set; only then may unknown containers
     /// be treated as orphans.
     pub synced: AtomicBool,
@@ -99,6 +102,7 @@ impl Reconciler {
             expected_exit: Mutex::default(),
             started: Mutex::default(),
             synced: AtomicBool::new(false),
+            recreated: Mutex::new(HashMap::new()),
         }
     }
 
@@ -185,6 +189,11 @@ impl Reconciler {
 
     /// Records and sends a report when something changed.
     fn report(&self, spec: &ContainerSpec, state: ObservedState, reason: Option<String>) {
+        let volume_preserved = if state == ObservedState::Running {
+            lock(&self.recreated).remove(&spec.id)
+        } else {
+            None
+        };
         let r = ContainerReport {
             id: spec.id.clone(),
             generation: spec.generation,
@@ -192,6 +201,8 @@ impl Reconciler {
             reason,
             memory_used_mb: None,
             storage_used_gb: None,
+            recreated: volume_preserved.map(|_| true),
+            volume_preserved,
             at: berth_shared::time::now_unix().0,
         };
         if state != ObservedState::Deleted {
@@ -216,7 +227,26 @@ impl Reconciler {
     ) -> Result<ObservedState, ReconcileError> {
         let id = spec.id.as_str();
         let hash = spec_hash(spec);
-        if let Some(c) = self.rt.container(id).await? {
+        let existing = self.rt.container(id).await?;
+        if existing.is_none() {
+            // It had been created here before (a report says so), yet containerd has lost it.
+            let had = self.state.report(id).ok().flatten().is_some_and(|r| {
+                matches!(
+                    r.state,
+                    ObservedState::Running | ObservedState::Stopped | ObservedState::Failed
+                )
+            });
+            if had {
+                let kept = self.volumes.exists(id);
+                tracing::warn!(
+                    id,
+                    volume_preserved = kept,
+                    "containerd lost the container: re-creating it"
+                );
+                lock(&self.recreated).insert(id.to_string(), kept);
+            }
+        }
+        if let Some(c) = existing {
             // A running task is never disturbed for a spec it already runs; a container
             // without a running task is re-created so it starts from the current spec.
             let stale = c.labels.get(LABEL_SPEC_HASH) != Some(&hash);

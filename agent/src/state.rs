@@ -127,6 +127,8 @@ impl State {
                         reason: None,
                         memory_used_mb: None,
                         storage_used_gb: None,
+                        recreated: None,
+                        volume_preserved: None,
                         at: berth_shared::time::now_unix().0,
                     })
             })

@@ -65,6 +65,11 @@ impl Volumes {
             .collect()
     }
 
+    /// Whether any volume of the container is on disk.
+    pub fn exists(&self, id: &str) -> bool {
+        self.container_dir(id).is_ok_and(|d| d.is_dir())
+    }
+
     /// Removes every volume of the container. Missing is fine.
     pub fn remove(&self, id: &str) -> Result<(), VolumeError> {
         let dir = self.container_dir(id)?;

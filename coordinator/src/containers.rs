@@ -179,6 +179,7 @@ impl App {
             requested_host_key: req.host_key.take(),
             external_ip: None,
             boot: 0,
+            recreated: None,
         };
         self.try_place(&mut rec)?;
         self.store.put_container(&rec)?;

@@ -45,25 +45,39 @@ impl App {
         Ok(rec)
     }
 
+    /// Starts and waits (bounded by `api.stop_wait`) for the host to report it running; says
+    /// `recreated`/`volume_preserved` when the host had lost the container and rebuilt it.
     pub async fn start(self: &Arc<Self>, user: &str, id: &str) -> Result<api::Container, Error> {
+        let events = self.events.subscribe();
         let rec = self.set_desired(user, id, DesiredState::Running).await?;
-        Ok(self.view(&rec))
+        let settled = |r: &ContainerRecord| {
+            matches!(r.status, ContainerStatus::Running | ContainerStatus::Failed)
+                && r.observed_generation >= rec.generation
+        };
+        let now = self.settle(&rec, events, settled).await?;
+        let mut v = self.view(&now);
+        if let Some((generation, kept)) = now.recreated {
+            if generation >= rec.generation {
+                (v.recreated, v.volume_preserved) = (Some(true), Some(kept));
+            }
+        }
+        Ok(v)
     }
 
-    /// Stops and waits (bounded by `api.stop_wait`) for the host to confirm.
-    pub async fn stop(self: &Arc<Self>, user: &str, id: &str) -> Result<api::Container, Error> {
-        let mut events = self.events.subscribe();
-        let rec = self.set_desired(user, id, DesiredState::Stopped).await?;
+    /// Waits until `done` holds for the record (or `api.stop_wait` passes, or its host is not
+    /// connected); returns the record as it is then.
+    async fn settle(
+        &self,
+        rec: &ContainerRecord,
+        mut events: tokio::sync::broadcast::Receiver<ContainerEvent>,
+        done: impl Fn(&ContainerRecord) -> bool,
+    ) -> Result<ContainerRecord, Error> {
         let connected = rec
             .host_key
             .as_deref()
             .and_then(|h| self.hub.host(h))
             .is_some_and(|h| h.connected());
-        let done = |r: &ContainerRecord| {
-            matches!(r.status, ContainerStatus::Stopped | ContainerStatus::Failed)
-                && r.observed_generation >= rec.generation
-        };
-        if connected && !done(&rec) {
+        if connected && !done(rec) {
             let wait = async {
                 loop {
                     match events.recv().await {
@@ -71,7 +85,7 @@ impl App {
                         Ok(_) | Err(RecvError::Lagged(_)) => {
                             if self
                                 .store
-                                .get_container(id)
+                                .get_container(&rec.id)
                                 .ok()
                                 .flatten()
                                 .is_none_or(|r| done(&r))
@@ -85,7 +99,18 @@ impl App {
             };
             let _ = tokio::time::timeout(self.config.api.stop_wait, wait).await;
         }
-        let now = self.store.get_container(id)?.ok_or(Error::NotFound)?;
+        self.store.get_container(&rec.id)?.ok_or(Error::NotFound)
+    }
+
+    /// Stops and waits (bounded by `api.stop_wait`) for the host to confirm.
+    pub async fn stop(self: &Arc<Self>, user: &str, id: &str) -> Result<api::Container, Error> {
+        let events = self.events.subscribe();
+        let rec = self.set_desired(user, id, DesiredState::Stopped).await?;
+        let done = |r: &ContainerRecord| {
+            matches!(r.status, ContainerStatus::Stopped | ContainerStatus::Failed)
+                && r.observed_generation >= rec.generation
+        };
+        let now = self.settle(&rec, events, done).await?;
         Ok(self.view(&now))
     }
 
@@ -157,6 +182,10 @@ impl App {
             r.memory_used_mb = report.memory_used_mb.or(r.memory_used_mb);
             r.storage_used_gb = report.storage_used_gb.or(r.storage_used_gb);
             if report.generation >= r.generation {
+                if report.recreated == Some(true) {
+                    r.recreated =
+                        Some((report.generation, report.volume_preserved.unwrap_or(false)));
+                }
                 r.status = status;
                 r.status_reason = report.reason.clone();
                 r.observed_generation = report.generation;

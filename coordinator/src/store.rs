@@ -61,6 +61,9 @@ pub struct ContainerRecord {
     /// Bumped by `reboot`: a new boot of the same spec.
     #[serde(default)]
     pub boot: u64,
+    /// `(generation, volume_preserved)` of the last re-creation after containerd lost it.
+    #[serde(default)]
+    pub recreated: Option<(u64, bool)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -339,6 +342,7 @@ mod tests {
             requested_host_key: None,
             external_ip: None,
             boot: 0,
+            recreated: None,
         }
     }
 

@@ -105,6 +105,13 @@ pub struct ContainerReport {
     pub memory_used_mb: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_used_gb: Option<f64>,
+    /// Set on the `running` report after containerd had lost the container and the agent
+    /// re-created it from its spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recreated: Option<bool>,
+    /// With `recreated`: whether the container's volume data was still there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_preserved: Option<bool>,
     /// Unix seconds when the agent observed this.
     pub at: u64,
 }

@@ -24,6 +24,17 @@ pub fn task(ns: &str, id: &str) -> Result<Option<(u32, String)>> {
     }))
 }
 
+/// Removes the container from containerd behind Berth's back (task, container, snapshot),
+/// as a host wipe or an operator's `ctr rm` would.
+pub fn remove_behind_berths_back(ns: &str, id: &str) -> Result<()> {
+    let _ = ctr(ns, &["tasks", "kill", "-s", "KILL", id]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = ctr(ns, &["tasks", "rm", "-f", id]);
+    ctr(ns, &["containers", "rm", id])?;
+    let _ = ctr(ns, &["snapshots", "rm", id]);
+    Ok(())
+}
+
 pub fn container_exists(ns: &str, id: &str) -> Result<bool> {
     Ok(ctr(ns, &["containers", "ls", "-q"])?
         .lines()

@@ -78,3 +78,56 @@ async fn containers_survive_agent_and_coordinator_kills() -> Result<()> {
     assert_eq!(containerd::task(&ns, &id)?, None);
     Ok(())
 }
+
+/// Seed `003`: starting a container that vanished from its host re-creates it with the same
+/// volume, and the answer says so; an ordinary start says nothing of the kind.
+#[tokio::test(flavor = "multi_thread")]
+async fn start_recreates_a_container_containerd_lost() -> Result<()> {
+    let c = Cluster::start().await?;
+    let alice = c.user("alice")?;
+    let key = alice.add_key("laptop").await?;
+    let (s, created) = alice
+        .call(
+            "POST",
+            "/compute/containers",
+            Some(json!({"name": "db", "ssh_key_ids": [key]})),
+        )
+        .await?;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    let p = |suffix: &str| format!("/compute/containers/{id}{suffix}");
+    c.eventually(WAIT, "the container runs", || async {
+        Ok(alice.container(&id).await?["status"] == "running")
+    })
+    .await?;
+    let ns = c.namespace.clone();
+    containerd::exec(&ns, &id, "echo kept > /root/marker")?;
+
+    // An ordinary stop/start: running when it answers, nothing re-created.
+    assert_eq!(
+        alice.call("POST", &p("/stop"), None).await?.1["status"],
+        "stopped"
+    );
+    let (s, started) = alice.call("POST", &p("/start"), None).await?;
+    assert_eq!(
+        (s, started["status"].clone()),
+        (200, json!("running")),
+        "{started}"
+    );
+    assert!(started.get("recreated").is_none(), "{started}");
+
+    // Gone from containerd while stopped: start re-creates it, volume and all.
+    assert_eq!(
+        alice.call("POST", &p("/stop"), None).await?.1["status"],
+        "stopped"
+    );
+    containerd::remove_behind_berths_back(&ns, &id)?;
+    assert!(!containerd::container_exists(&ns, &id)?);
+    let (s, started) = alice.call("POST", &p("/start"), None).await?;
+    assert_eq!(s, 200, "{started}");
+    assert_eq!(started["status"], "running", "{started}");
+    assert_eq!(started["recreated"], true, "{started}");
+    assert_eq!(started["volume_preserved"], true, "{started}");
+    assert_eq!(containerd::exec(&ns, &id, "cat /root/marker")?, "kept\n");
+    Ok(())
+}
