@@ -143,7 +143,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             }
         })
     };
+    berth_shared::sdnotify::notify("READY=1");
     shutdown.await;
+    berth_shared::sdnotify::notify("STOPPING=1");
     tracing::info!("shutting down; containers keep running");
     link_task.abort();
     periodic.abort();

@@ -173,7 +173,7 @@ impl Link {
         let result = loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    let inventory = with_usage(self.state.inventory().unwrap_or_default());
+                    let inventory = with_usage(self.state.inventory().unwrap_or_default(), &self.reconciler);
                     if let Err(e) = write_frame(&mut send, &AgentMessage::Heartbeat { host: self.host.clone(), inventory }).await {
                         break Err(e.into());
                     }
@@ -223,9 +223,12 @@ fn refusal(conn: &quinn::Connection, err: &LinkError) -> Option<LinkError> {
     }
 }
 
-/// The inventory with each running container's current memory use.
-fn with_usage(mut inventory: Vec<ContainerReport>) -> Vec<ContainerReport> {
+/// The inventory with each container's current volume use and, if running, memory use.
+fn with_usage(mut inventory: Vec<ContainerReport>, rec: &Reconciler) -> Vec<ContainerReport> {
     for r in &mut inventory {
+        r.storage_used_gb = rec
+            .volume_used_bytes(&r.id)
+            .map(|b| (b as f64 / (1u64 << 30) as f64 * 1000.0).round() / 1000.0);
         if r.state == berth_shared::protocol::ObservedState::Running {
             r.memory_used_mb = crate::usage::memory_bytes(&r.id).map(|b| b.div_ceil(1024 * 1024));
         }

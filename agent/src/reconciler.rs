@@ -74,6 +74,7 @@ fn spec_hash(s: &ContainerSpec) -> String {
         s.cpu_millis,
         s.memory_mb,
         s.mount_paths,
+        s.storage_gb,
         s.env,
         s.boot
     ]);
@@ -108,6 +109,10 @@ impl Reconciler {
 
     pub fn log_path(&self, id: &str) -> PathBuf {
         self.log_dir().join(format!("{id}.log"))
+    }
+
+    pub fn volume_used_bytes(&self, id: &str) -> Option<u64> {
+        self.volumes.used_bytes(id)
     }
 
     pub fn log_dir(&self) -> PathBuf {
@@ -231,10 +236,7 @@ impl Reconciler {
         if existing.is_none() {
             // It had been created here before (a report says so), yet containerd has lost it.
             let had = self.state.report(id).ok().flatten().is_some_and(|r| {
-                matches!(
-                    r.state,
-                    ObservedState::Running | ObservedState::Stopped | ObservedState::Failed
-                )
+                matches!(r.state, ObservedState::Running | ObservedState::Stopped)
             });
             if had {
                 let kept = self.volumes.exists(id);
@@ -265,7 +267,9 @@ impl Reconciler {
         if self.rt.container(id).await?.is_none() {
             self.report(spec, ObservedState::Initializing, None);
             let img = self.rt.image(&spec.image, self.cfg.arch().as_str()).await?;
-            let vols = self.volumes.ensure(id, &spec.mount_paths)?;
+            let vols = self
+                .volumes
+                .ensure(id, &spec.mount_paths, spec.storage_gb)?;
             let vols: Vec<oci::Volume> = vols
                 .iter()
                 .map(|(h, t)| oci::Volume { host: h, target: t })

@@ -104,6 +104,7 @@ pub async fn start(
         }
     });
     tracing::info!(%api_addr, %link_addr, "coordinator started");
+    berth_shared::sdnotify::notify("READY=1");
     Ok(Running {
         api_addr,
         link_addr,

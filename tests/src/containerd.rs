@@ -101,3 +101,16 @@ pub fn wipe_namespace(ns: &str) {
     }
     let _ = run(Command::new("ctr").args(["namespaces", "rm", ns]));
 }
+
+/// Unmounts (lazily) every mount point below `dir`.
+pub fn unmount_under(dir: &std::path::Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let prefix = dir.display().to_string();
+    for mount_point in info.lines().filter_map(|l| l.split(' ').nth(4)) {
+        if mount_point.starts_with(&prefix) {
+            let _ = Command::new("umount").arg("-l").arg(mount_point).status();
+        }
+    }
+}

@@ -411,6 +411,8 @@ impl Drop for Cluster {
         let _ = self.kill_agent();
         let _ = self.kill_coordinator();
         containerd::wipe_namespace(&self.namespace);
+        // Containers' volumes are loop-mounted filesystems under the test dir.
+        containerd::unmount_under(&self.dir);
         if std::env::var_os("BERTH_KEEP_TEST_DIRS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

@@ -101,9 +101,14 @@ async fn start_recreates_a_container_containerd_lost() -> Result<()> {
     })
     .await?;
     let ns = c.namespace.clone();
-    containerd::exec(&ns, &id, "echo kept > /root/marker")?;
+    containerd::exec(
+        &ns,
+        &id,
+        "echo kept > /root/marker; echo rootfs > /etc/marker",
+    )?;
 
-    // An ordinary stop/start: running when it answers, nothing re-created.
+    // An ordinary stop/start: running when it answers, nothing re-created, even the writable
+    // root filesystem kept.
     assert_eq!(
         alice.call("POST", &p("/stop"), None).await?.1["status"],
         "stopped"
@@ -115,6 +120,7 @@ async fn start_recreates_a_container_containerd_lost() -> Result<()> {
         "{started}"
     );
     assert!(started.get("recreated").is_none(), "{started}");
+    assert_eq!(containerd::exec(&ns, &id, "cat /etc/marker")?, "rootfs\n");
 
     // Gone from containerd while stopped: start re-creates it, volume and all.
     assert_eq!(

@@ -160,6 +160,12 @@ impl Runtime {
             Err(e) if e.is_not_found() => {
                 let mut labels = HashMap::new();
                 labels.insert("berth.container".to_string(), key.to_string());
+                // A GC root: the container's writable layer must survive the moments between
+                // deleting and re-creating its containerd container; teardown removes it.
+                labels.insert(
+                    "containerd.io/gc.root".to_string(),
+                    berth_shared::time::rfc3339(berth_shared::time::now_unix().0),
+                );
                 let resp = self
                     .client
                     .snapshots()

@@ -1,6 +1,9 @@
 //! Persistent volumes: one host directory per mount path of a container, under
-//! `<data_dir>/volumes/<id>/`. Host paths are built from the container id (validated) and an
-//! escaped form of the mount path, never from anything that could name another place.
+//! `<data_dir>/volumes/<id>/`, which is the container's own ext4 filesystem ([`disk`]) of
+//! `storage_gb`. Host paths are built from the container id (validated) and an escaped form of
+//! the mount path, never from anything that could name another place.
+
+pub mod disk;
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +16,8 @@ pub enum VolumeError {
     },
     #[error("container id {0:?} is not a Berth id")]
     BadId(String),
+    #[error("volume: {what} failed: {detail}")]
+    Command { what: &'static str, detail: String },
 }
 
 #[derive(Debug, Clone)]
@@ -46,12 +51,21 @@ impl Volumes {
         Ok(self.container_dir(id)?.join(escape(mount)))
     }
 
-    /// Creates (or keeps) the directory of every mount; returns `(host, target)` pairs.
+    fn image(&self, id: &str) -> Result<PathBuf, VolumeError> {
+        self.container_dir(id)?; // validates the id
+        Ok(self.root.join(format!("{id}.ext4")))
+    }
+
+    /// Mounts the container's filesystem of `size_gb` (creating or growing it) and creates
+    /// the directory of every mount in it; returns `(host, target)` pairs. Call only while the
+    /// container is not running.
     pub fn ensure(
         &self,
         id: &str,
         mounts: &[String],
+        size_gb: u64,
     ) -> Result<Vec<(PathBuf, String)>, VolumeError> {
+        disk::ensure(&self.image(id)?, &self.container_dir(id)?, size_gb)?;
         mounts
             .iter()
             .map(|m| {
@@ -70,9 +84,15 @@ impl Volumes {
         self.container_dir(id).is_ok_and(|d| d.is_dir())
     }
 
+    /// Bytes the container's data takes on its filesystem.
+    pub fn used_bytes(&self, id: &str) -> Option<u64> {
+        disk::used_bytes(&self.container_dir(id).ok()?)
+    }
+
     /// Removes every volume of the container. Missing is fine.
     pub fn remove(&self, id: &str) -> Result<(), VolumeError> {
         let dir = self.container_dir(id)?;
+        disk::remove(&self.image(id)?, &dir)?;
         match std::fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(VolumeError::Io {
                 path: dir.display().to_string(),
