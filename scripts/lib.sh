@@ -1,7 +1,7 @@
 # Shared by scripts/quickstart, scripts/test and scripts/build-image. Source it; don't run it.
 # Everything here is idempotent: running it twice changes nothing the second time.
 
-BERTH_PACKAGES=(containerd runc busybox-static tini protobuf-compiler openssh-client curl jq ca-certificates gcc e2fsprogs mount systemd)
+BERTH_PACKAGES=(containerd runc busybox-static tini protobuf-compiler openssh-client curl jq ca-certificates gcc e2fsprogs mount systemd containernetworking-plugins iptables iproute2)
 BERTH_IMAGE_NAME="berth.local/base:latest"
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }

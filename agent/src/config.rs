@@ -38,6 +38,34 @@ pub struct Config {
     pub ssh: SshConfig,
     #[serde(default)]
     pub logs: LogsConfig,
+    #[serde(default)]
+    pub network: NetworkConfig,
+}
+
+/// Containers' networking: a namespace each, on `bridge`, addressed from `subnet`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    pub enabled: bool,
+    /// Linux bridge name (at most 15 characters).
+    pub bridge: String,
+    pub subnet: String,
+    /// Where the CNI plugins are (Debian's `containernetworking-plugins`).
+    pub cni_bin_dir: PathBuf,
+    /// Where the containers' named network namespaces are mounted.
+    pub netns_dir: PathBuf,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            enabled: true,
+            bridge: "berth0".into(),
+            subnet: "10.89.0.0/24".into(),
+            cni_bin_dir: "/usr/lib/cni".into(),
+            netns_dir: "/run/berth/netns".into(),
+        }
+    }
 }
 
 /// Containers' stdout/stderr, stamped line by line by the log driver.
@@ -158,6 +186,17 @@ impl Config {
         }
         if !self.data_dir.is_absolute() {
             return Err("data_dir must be an absolute path".into());
+        }
+        if self.network.enabled {
+            crate::network::Subnet::parse(&self.network.subnet)
+                .map_err(|e| format!("[network] subnet: {e}"))?;
+            let b = &self.network.bridge;
+            if b.is_empty()
+                || b.len() > 15
+                || !b.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                return Err("[network] bridge must be 1-15 characters of a-z, 0-9, '-'".into());
+            }
         }
         if self.logs.max_bytes < 64 * 1024 {
             return Err("[logs] max_bytes must be at least 65536".into());

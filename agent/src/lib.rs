@@ -12,6 +12,7 @@
 pub mod config;
 pub mod link;
 pub mod logs;
+pub mod network;
 pub mod reconciler;
 pub mod runtime;
 pub mod serve;

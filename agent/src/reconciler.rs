@@ -27,6 +27,8 @@ pub enum ReconcileError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Volume(#[from] VolumeError),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
     #[error("state: {0}")]
     State(#[from] StateError),
     #[error("log directory: {0}")]
@@ -46,6 +48,8 @@ pub struct Reconciler {
     /// Containers re-created because containerd lost them: id → whether the volume survived.
     /// Told to the coordinator with the next `running` report.
     recreated: Mutex<HashMap<String, bool>>,
+    network: Option<crate::network::Network>,
+    forwards: crate::network::forward::Forwards,
     /// Set once the coordinator has sent its desired set; only then may unknown containers
     /// be treated as orphans.
     pub synced: AtomicBool,
@@ -92,7 +96,14 @@ impl Reconciler {
         rt: Runtime,
         reports: mpsc::Sender<ContainerReport>,
     ) -> Reconciler {
+        let network = cfg.network.enabled.then(|| {
+            crate::network::Network::new(cfg.network.clone(), state.clone())
+                .map_err(|e| tracing::error!(error = %e, "container networking is off"))
+                .ok()
+        });
         Reconciler {
+            network: network.flatten(),
+            forwards: Default::default(),
             volumes: Volumes::new(&cfg.data_dir),
             cfg,
             state,
@@ -156,6 +167,28 @@ impl Reconciler {
                 tracing::warn!(error = %e, "orphan sweep failed");
             }
         }
+        self.sync_forwards().await;
+    }
+
+    /// Serves exactly the 8000–8999 ingress rules of the containers that should run.
+    async fn sync_forwards(&self) {
+        let mut want = HashMap::new();
+        for s in self.state.specs().unwrap_or_default() {
+            if s.desired != DesiredState::Running {
+                continue;
+            }
+            let Ok(Some(ip)) = self.state.address_of(&s.id) else {
+                continue;
+            };
+            for r in s
+                .ingress
+                .iter()
+                .filter(|r| crate::network::forward::RANGE.contains(&r.port))
+            {
+                want.insert(r.port, std::net::SocketAddrV4::new(ip, r.target_port));
+            }
+        }
+        self.forwards.sync(want).await;
     }
 
     pub async fn reconcile(self: &Arc<Self>, id: &str) {
@@ -190,6 +223,8 @@ impl Reconciler {
                 self.report(&spec, ObservedState::Failed, Some(e.to_string()));
             }
         }
+        drop(_g);
+        self.sync_forwards().await;
     }
 
     /// Records and sends a report when something changed.
@@ -208,6 +243,10 @@ impl Reconciler {
             storage_used_gb: None,
             recreated: volume_preserved.map(|_| true),
             volume_preserved,
+            address: (state == ObservedState::Running)
+                .then(|| self.state.address_of(&spec.id).ok().flatten())
+                .flatten()
+                .map(|a| a.to_string()),
             at: berth_shared::time::now_unix().0,
         };
         if state != ObservedState::Deleted {
@@ -274,7 +313,11 @@ impl Reconciler {
                 .iter()
                 .map(|(h, t)| oci::Volume { host: h, target: t })
                 .collect();
-            let json = oci::spec(spec, &img, &self.cfg.init_binary, &vols);
+            let netns = match &self.network {
+                Some(n) => Some(n.ensure(id)?.0),
+                None => None,
+            };
+            let json = oci::spec(spec, &img, &self.cfg.init_binary, &vols, netns.as_deref());
             self.rt.ensure_snapshot(id, &img.chain_id).await?;
             let labels = HashMap::from([
                 (LABEL_CONTAINER.to_string(), id.to_string()),
@@ -391,6 +434,9 @@ impl Reconciler {
         self.rt.delete_container(id).await?;
         self.rt.remove_snapshot(id).await?;
         if volumes {
+            if let Some(n) = &self.network {
+                n.remove(id)?;
+            }
             self.volumes.remove(id)?;
             let _ = std::fs::remove_file(self.log_path(id));
             let _ = std::fs::remove_file(crate::logs::driver::rotated(&self.log_path(id)));

@@ -21,6 +21,8 @@ pub struct State {
     db: sled::Db,
     specs: sled::Tree,
     reports: sled::Tree,
+    /// Container addresses: IPv4 (4 bytes) → container id.
+    addresses: sled::Tree,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T, StateError> {
@@ -36,8 +38,52 @@ impl State {
         Ok(State {
             specs: db.open_tree("specs")?,
             reports: db.open_tree("reports")?,
+            addresses: db.open_tree("addresses")?,
             db,
         })
+    }
+
+    /// The address held by `id`, if any.
+    pub fn address_of(&self, id: &str) -> Result<Option<std::net::Ipv4Addr>, StateError> {
+        for kv in self.addresses.iter() {
+            let (k, v) = kv?;
+            if v.as_ref() == id.as_bytes() {
+                if let Ok(b) = <[u8; 4]>::try_from(k.as_ref()) {
+                    return Ok(Some(b.into()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Gives `id` the lowest free address of `candidates` (or the one it holds). Atomic: an
+    /// address is never held by two containers.
+    pub fn allocate_address(
+        &self,
+        id: &str,
+        candidates: impl Iterator<Item = std::net::Ipv4Addr>,
+    ) -> Result<Option<std::net::Ipv4Addr>, StateError> {
+        if let Some(a) = self.address_of(id)? {
+            return Ok(Some(a));
+        }
+        for a in candidates {
+            let won =
+                self.addresses
+                    .compare_and_swap(a.octets(), None::<&[u8]>, Some(id.as_bytes()))?;
+            if won.is_ok() {
+                self.db.flush()?;
+                return Ok(Some(a));
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn release_address(&self, id: &str) -> Result<(), StateError> {
+        if let Some(a) = self.address_of(id)? {
+            self.addresses.remove(a.octets())?;
+            self.db.flush()?;
+        }
+        Ok(())
     }
 
     pub async fn flush(&self) -> Result<(), StateError> {
@@ -129,6 +175,7 @@ impl State {
                         storage_used_gb: None,
                         recreated: None,
                         volume_preserved: None,
+                        address: None,
                         at: berth_shared::time::now_unix().0,
                     })
             })

@@ -188,6 +188,9 @@ impl App {
                 }
                 r.status = status;
                 r.status_reason = report.reason.clone();
+                if report.address.is_some() {
+                    r.external_ip = report.address.clone();
+                }
                 r.observed_generation = report.generation;
             }
             Some(())

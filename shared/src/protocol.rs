@@ -112,6 +112,9 @@ pub struct ContainerReport {
     /// With `recreated`: whether the container's volume data was still there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_preserved: Option<bool>,
+    /// The container's address on its host's bridge, once it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// Unix seconds when the agent observed this.
     pub at: u64,
 }

@@ -37,6 +37,20 @@ fn free_udp_port() -> Result<u16> {
     Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A bridge and a /24 of its own for each test agent, so parallel tests never share one.
+pub fn test_network(id: &str) -> (String, String) {
+    use rand::Rng;
+    let mut r = rand::rng();
+    (
+        format!("bt-{}", &id[..id.len().min(6)]),
+        format!(
+            "10.{}.{}.0/24",
+            r.random_range(200..250),
+            r.random_range(0..255)
+        ),
+    )
+}
+
 fn suffix() -> String {
     use rand::Rng;
     let mut r = rand::rng();
@@ -79,6 +93,7 @@ impl Cluster {
         let api_port = free_tcp_port()?;
         let link_port = free_udp_port()?;
         let ssh_port = free_tcp_port()?;
+        let (bridge, subnet) = test_network(&id);
         let d = dir.display();
         std::fs::write(
             dir.join("coordinator.toml"),
@@ -125,6 +140,10 @@ reconcile_interval = "5s"
 [ssh]
 listen = "127.0.0.1:{ssh_port}"
 public_address = "127.0.0.1"
+[network]
+bridge = "{bridge}"
+subnet = "{subnet}"
+netns_dir = "{d}/netns"
 [containerd]
 namespace = "{namespace}"
 [coordinator]
@@ -231,6 +250,7 @@ key = "{d}/tls/agent.key"
         let d = self.dir.display();
         let t = tls_dir.display();
         let link = self.link_addr()?;
+        let (bridge, subnet) = test_network(&suffix());
         std::fs::write(
             self.dir.join(format!("{name}.toml")),
             format!(
@@ -241,6 +261,10 @@ data_dir = "{d}/{name}"
 [ssh]
 listen = "127.0.0.1:0"
 public_address = "127.0.0.1"
+[network]
+bridge = "{bridge}"
+subnet = "{subnet}"
+netns_dir = "{d}/{name}-netns"
 [containerd]
 namespace = "{ns}-{name}"
 [coordinator]
@@ -413,6 +437,8 @@ impl Drop for Cluster {
         containerd::wipe_namespace(&self.namespace);
         // Containers' volumes are loop-mounted filesystems under the test dir.
         containerd::unmount_under(&self.dir);
+        let (bridge, _) = test_network(&self.namespace["berth-e2e-".len()..]);
+        let _ = Command::new("ip").args(["link", "del", &bridge]).status();
         if std::env::var_os("BERTH_KEEP_TEST_DIRS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

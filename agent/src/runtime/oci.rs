@@ -69,7 +69,18 @@ fn env(spec: &ContainerSpec, img: &ImageInfo) -> Vec<String> {
     out
 }
 
-pub fn spec(spec: &ContainerSpec, img: &ImageInfo, init: &Path, volumes: &[Volume]) -> Value {
+/// `netns`: the container's prepared network namespace; `None` gives it a new, empty one.
+pub fn spec(
+    spec: &ContainerSpec,
+    img: &ImageInfo,
+    init: &Path,
+    volumes: &[Volume],
+    netns: Option<&Path>,
+) -> Value {
+    let network = match netns {
+        Some(p) => json!({"type": "network", "path": p}),
+        None => json!({"type": "network"}),
+    };
     let memory = spec.memory_mb * 1024 * 1024;
     let cpu_quota = u64::from(spec.cpu_millis) * CPU_PERIOD / 1000;
     let mut mounts = vec![
@@ -113,7 +124,7 @@ pub fn spec(spec: &ContainerSpec, img: &ImageInfo, init: &Path, volumes: &[Volum
                 "pids": {"limit": PIDS_LIMIT}
             },
             "namespaces": [
-                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}
+                {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, network
             ],
             "maskedPaths": [
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -167,6 +178,7 @@ mod tests {
                 host,
                 target: "/root",
             }],
+            None,
         );
         assert_eq!(
             v["linux"]["resources"]["memory"]["limit"],
