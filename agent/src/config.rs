@@ -40,6 +40,23 @@ pub struct Config {
     pub logs: LogsConfig,
     #[serde(default)]
     pub network: NetworkConfig,
+    #[serde(default)]
+    pub ingress: IngressConfig,
+}
+
+/// The shared 80/443 ingress of this host: `<id>.<domain>` → the container's rule.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngressConfig {
+    /// The coordinator's API `domain`; without it the gateway is off.
+    pub domain: Option<String>,
+    /// e.g. `0.0.0.0:80`; omitted: no HTTP gateway.
+    pub http_listen: Option<std::net::SocketAddr>,
+    /// e.g. `0.0.0.0:443`; needs `tls_cert` and `tls_key` (a `*.<domain>` certificate:
+    /// `berth-coordinator tls issue-ingress --out DIR` makes one signed by the cluster CA).
+    pub https_listen: Option<std::net::SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Containers' networking: a namespace each, on `bridge`, addressed from `subnet`.
@@ -197,6 +214,11 @@ impl Config {
             {
                 return Err("[network] bridge must be 1-15 characters of a-z, 0-9, '-'".into());
             }
+        }
+        if self.ingress.https_listen.is_some()
+            && (self.ingress.tls_cert.is_none() || self.ingress.tls_key.is_none())
+        {
+            return Err("[ingress] https_listen needs tls_cert and tls_key".into());
         }
         if self.logs.max_bytes < 64 * 1024 {
             return Err("[logs] max_bytes must be at least 65536".into());

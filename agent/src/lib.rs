@@ -41,6 +41,46 @@ pub enum Error {
     NoInit(String),
     #[error(transparent)]
     Ssh(#[from] ssh::SshError),
+    #[error("ingress gateway: {0}")]
+    Ingress(String),
+}
+
+/// Starts the 80/443 gateway listeners the config asks for.
+async fn start_gateway(
+    cfg: &Config,
+    gw: &network::gateway::Gateway,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
+    let mut tasks = Vec::new();
+    let ing = &cfg.ingress;
+    if ing.domain.is_none() {
+        return Ok(tasks);
+    }
+    let bind = |addr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Ingress(format!("listen {addr}: {e}")))
+    };
+    if let Some(addr) = ing.http_listen {
+        tasks.push(tokio::spawn(gw.clone().serve_http(bind(addr).await?)));
+        tracing::info!(%addr, "HTTP ingress gateway listening");
+    }
+    if let (Some(addr), Some(cert), Some(key)) = (ing.https_listen, &ing.tls_cert, &ing.tls_key) {
+        let e = |e: &dyn std::fmt::Display| Error::Ingress(e.to_string());
+        let certs = berth_shared::tls::load_certs(cert).map_err(|x| e(&x))?;
+        let key = berth_shared::tls::load_key(key).map_err(|x| e(&x))?;
+        let mut tls = rustls::ServerConfig::builder_with_provider(berth_shared::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|x| e(&x))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|x| e(&x))?;
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tasks.push(tokio::spawn(
+            gw.clone().serve_https(bind(addr).await?, Arc::new(tls)),
+        ));
+        tracing::info!(%addr, "HTTPS ingress gateway listening");
+    }
+    Ok(tasks)
 }
 
 fn meminfo_mb() -> Option<u64> {
@@ -93,6 +133,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         tx,
     ));
 
+    let gateway_tasks = start_gateway(&cfg, &reconciler.gateway).await?;
     tracing::info!(host_key = %cfg.host_key, "reconciling containerd toward the stored specs");
     reconciler.reconcile_all().await;
 
@@ -151,6 +192,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     link_task.abort();
     periodic.abort();
     if let Some(t) = ssh_task {
+        t.abort();
+    }
+    for t in gateway_tasks {
         t.abort();
     }
     state.flush().await?;

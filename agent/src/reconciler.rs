@@ -50,6 +50,8 @@ pub struct Reconciler {
     recreated: Mutex<HashMap<String, bool>>,
     network: Option<crate::network::Network>,
     forwards: crate::network::forward::Forwards,
+    /// The host's shared 80/443 ingress; its routes follow the specs.
+    pub gateway: crate::network::gateway::Gateway,
     /// Set once the coordinator has sent its desired set; only then may unknown containers
     /// be treated as orphans.
     pub synced: AtomicBool,
@@ -104,6 +106,7 @@ impl Reconciler {
         Reconciler {
             network: network.flatten(),
             forwards: Default::default(),
+            gateway: Default::default(),
             volumes: Volumes::new(&cfg.data_dir),
             cfg,
             state,
@@ -170,9 +173,12 @@ impl Reconciler {
         self.sync_forwards().await;
     }
 
-    /// Serves exactly the 8000–8999 ingress rules of the containers that should run.
+    /// Serves exactly the ingress rules of the containers that should run: 8000–8999 as
+    /// forwards, 80/443 as gateway routes for `<id>.<domain>`.
     async fn sync_forwards(&self) {
         let mut want = HashMap::new();
+        let mut routes = crate::network::gateway::Routes::default();
+        let domain = self.cfg.ingress.domain.as_deref().unwrap_or_default();
         for s in self.state.specs().unwrap_or_default() {
             if s.desired != DesiredState::Running {
                 continue;
@@ -180,14 +186,18 @@ impl Reconciler {
             let Ok(Some(ip)) = self.state.address_of(&s.id) else {
                 continue;
             };
-            for r in s
-                .ingress
-                .iter()
-                .filter(|r| crate::network::forward::RANGE.contains(&r.port))
-            {
-                want.insert(r.port, std::net::SocketAddrV4::new(ip, r.target_port));
+            for r in &s.ingress {
+                let dest = std::net::SocketAddrV4::new(ip, r.target_port);
+                let name = format!("{}.{domain}", s.id);
+                match r.port {
+                    80 => drop(routes.http.insert(name, dest)),
+                    443 => drop(routes.https.insert(name, dest)),
+                    p if crate::network::forward::RANGE.contains(&p) => drop(want.insert(p, dest)),
+                    _ => {}
+                }
             }
         }
+        self.gateway.set(routes);
         self.forwards.sync(want).await;
     }
 

@@ -63,6 +63,15 @@ enum TlsCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Issue the wildcard certificate (`*.<domain>`) of the agents' HTTPS ingress gateway.
+    IssueIngress {
+        /// Defaults to the API's `domain`.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Directory for ingress.pem and ingress.key.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn init_tracing() {
@@ -121,6 +130,17 @@ async fn main() -> anyhow::Result<()> {
                 if new_ca { "created" } else { "kept" },
                 config.link.ca_cert.display(),
                 config.link.cert.display()
+            );
+        }
+        Command::Tls {
+            command: TlsCommand::IssueIngress { domain, out },
+        } => {
+            let domain = domain.unwrap_or_else(|| config.api.domain.clone());
+            berth_coordinator::pki::issue_ingress(&config.link, &domain, &out)
+                .with_context(|| format!("issuing the ingress certificate for *.{domain}"))?;
+            eprintln!(
+                "ingress certificate for *.{domain} written to {}",
+                out.display()
             );
         }
         Command::Tls {

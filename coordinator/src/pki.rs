@@ -123,3 +123,20 @@ pub fn issue_agent(link: &LinkConfig, host_key: &str, out: &Path) -> Result<(), 
     write(&out.join("ca.pem"), &ca, false)?;
     Ok(())
 }
+
+/// Signs a wildcard server certificate for `*.<domain>` (and `<domain>`) for the agents' HTTPS
+/// ingress gateway; writes `ingress.pem` and `ingress.key` into `out`. Browsers trust it once
+/// they trust the cluster CA; operators may use any other certificate instead.
+pub fn issue_ingress(link: &LinkConfig, domain: &str, out: &Path) -> Result<(), PkiError> {
+    let issuer = issuer(link)?;
+    let key = KeyPair::generate()?;
+    let params = leaf(
+        vec![format!("*.{domain}"), domain.to_string()],
+        domain,
+        ExtendedKeyUsagePurpose::ServerAuth,
+    )?;
+    let cert = params.signed_by(&key, &issuer)?;
+    write(&out.join("ingress.key"), &key.serialize_pem(), true)?;
+    write(&out.join("ingress.pem"), &cert.pem(), false)?;
+    Ok(())
+}

@@ -79,6 +79,9 @@ pub struct Cluster {
     pub host_key: String,
     /// Port of the agent's SSH server on 127.0.0.1.
     pub ssh_port: u16,
+    /// The agent's HTTP (as if 80) and HTTPS (as if 443) ingress gateway on 127.0.0.1.
+    pub http_port: u16,
+    pub https_port: u16,
     coordinator: Option<Child>,
     agent: Option<Child>,
     http: reqwest::Client,
@@ -93,6 +96,7 @@ impl Cluster {
         let api_port = free_tcp_port()?;
         let link_port = free_udp_port()?;
         let ssh_port = free_tcp_port()?;
+        let (http_port, https_port) = (free_tcp_port()?, free_tcp_port()?);
         let (bridge, subnet) = test_network(&id);
         let d = dir.display();
         std::fs::write(
@@ -144,6 +148,12 @@ public_address = "127.0.0.1"
 bridge = "{bridge}"
 subnet = "{subnet}"
 netns_dir = "{d}/netns"
+[ingress]
+domain = "berth.test"
+http_listen = "127.0.0.1:{http_port}"
+https_listen = "127.0.0.1:{https_port}"
+tls_cert = "{d}/tls/ingress.pem"
+tls_key = "{d}/tls/ingress.key"
 [containerd]
 namespace = "{namespace}"
 [coordinator]
@@ -161,6 +171,8 @@ key = "{d}/tls/agent.key"
             api: format!("http://127.0.0.1:{api_port}"),
             host_key,
             ssh_port,
+            http_port,
+            https_port,
             coordinator: None,
             agent: None,
             http: reqwest::Client::new(),
@@ -175,6 +187,7 @@ key = "{d}/tls/agent.key"
             "--out",
             &tls.display().to_string(),
         ])?;
+        c.coordinator_cmd(&["tls", "issue-ingress", "--out", &tls.display().to_string()])?;
         run(Command::new("ctr")
             .args([
                 "-n",

@@ -7,6 +7,7 @@
 
 mod cni;
 pub mod forward;
+pub mod gateway;
 mod netns;
 
 use crate::config::NetworkConfig;

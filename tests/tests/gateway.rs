@@ -1,0 +1,131 @@
+//! The shared 80/443 ingress of a host, with curl: HTTP routed by `Host: <id>.<domain>`,
+//! HTTPS terminated by the agent (certificate from `tls issue-ingress`, checked against the
+//! cluster CA) and routed by SNI, to busybox httpd in the container; an unknown name gets a
+//! 404 page at once; a removed rule stops routing.
+
+use anyhow::Result;
+use berth_tests::{containerd, run, Cluster};
+use serde_json::json;
+use std::process::Command;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn curl(args: &[&str]) -> Result<String> {
+    run(Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_and_https_by_name() -> Result<()> {
+    let c = Cluster::start().await?;
+    let alice = c.user("alice")?;
+    let key = alice.add_key("k").await?;
+    let (s, created) = alice
+        .call(
+            "POST",
+            "/compute/containers",
+            Some(json!({"name": "site", "ssh_key_ids": [key]})),
+        )
+        .await?;
+    assert_eq!(s, 201, "{created}");
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    c.eventually(WAIT, "running", || async {
+        Ok(alice.container(&id).await?["status"] == "running")
+    })
+    .await?;
+    let ns = c.namespace.clone();
+    containerd::exec(&ns, &id, "mkdir -p /root/www && echo hello-$HOSTNAME > /root/www/index.html && head -c 3000000 /dev/urandom > /root/www/big && httpd -p 8080 -h /root/www")?;
+    let p = format!("/compute/containers/{id}/ingress");
+    for port in [80, 443] {
+        let (s, body) = alice
+            .call("POST", &p, Some(json!({"port": port, "target_port": 8080})))
+            .await?;
+        assert_eq!(s, 201, "{body}");
+    }
+    assert_eq!(alice.container(&id).await?["https_enabled"], true);
+
+    let host = format!("{id}.berth.test");
+    let http = format!("http://{host}:{}/", c.http_port);
+    let http_resolve = format!("{host}:{}:127.0.0.1", c.http_port);
+    let https = format!("https://{host}:{}/", c.https_port);
+    let https_resolve = format!("{host}:{}:127.0.0.1", c.https_port);
+    let ca = c.dir.join("tls/ca.pem").display().to_string();
+    c.eventually(WAIT, "http route", || async {
+        Ok(
+            curl(&["--resolve", &http_resolve, &http]).unwrap_or_default()
+                == format!("hello-{id}\n"),
+        )
+    })
+    .await?;
+    assert_eq!(
+        curl(&["--cacert", &ca, "--resolve", &https_resolve, &https])?,
+        format!("hello-{id}\n")
+    );
+    // Byte-exact through TLS termination.
+    let big_direct = c.dir.join("big-direct");
+    let big_tls = c.dir.join("big-tls");
+    let ip = alice.container(&id).await?["external_ip"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    curl(&[
+        "-o",
+        &big_direct.display().to_string(),
+        &format!("http://{ip}:8080/big"),
+    ])?;
+    curl(&[
+        "--cacert",
+        &ca,
+        "--resolve",
+        &https_resolve,
+        "-o",
+        &big_tls.display().to_string(),
+        &format!("{https}big"),
+    ])?;
+    assert_eq!(std::fs::read(&big_direct)?.len(), 3_000_000);
+    assert!(std::fs::read(&big_direct)? == std::fs::read(&big_tls)?);
+
+    // Unknown names: a 404 page, not a hang, on both.
+    let other = "nosuch00.berth.test";
+    let code = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--resolve",
+        &format!("{other}:{}:127.0.0.1", c.http_port),
+        &format!("http://{other}:{}/", c.http_port),
+    ])?;
+    assert_eq!(code, "404");
+    let code = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--cacert",
+        &ca,
+        "--resolve",
+        &format!("{other}:{}:127.0.0.1", c.https_port),
+        &format!("https://{other}:{}/", c.https_port),
+    ])?;
+    assert_eq!(code, "404");
+
+    // Removed: the name is unknown again.
+    assert_eq!(alice.call("DELETE", &format!("{p}/80"), None).await?.0, 200);
+    c.eventually(WAIT, "http route removed", || async {
+        let code = curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--resolve",
+            &http_resolve,
+            &http,
+        ])?;
+        Ok(code == "404")
+    })
+    .await?;
+    Ok(())
+}
