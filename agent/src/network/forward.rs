@@ -26,7 +26,13 @@ async fn relay(listener: TcpListener, to: SocketAddrV4) {
             match TcpStream::connect(to).await {
                 Ok(mut outbound) => {
                     let _ = outbound.set_nodelay(true);
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    let _ = tokio::io::copy_bidirectional_with_sizes(
+                        &mut inbound,
+                        &mut outbound,
+                        super::RELAY_BUF,
+                        super::RELAY_BUF,
+                    )
+                    .await;
                 }
                 Err(e) => tracing::debug!(%to, error = %e, "ingress: container did not answer"),
             }

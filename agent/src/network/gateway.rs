@@ -55,7 +55,13 @@ where
         Ok(mut up) => {
             let _ = up.set_nodelay(true);
             if up.write_all(head).await.is_ok() {
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
+                let _ = tokio::io::copy_bidirectional_with_sizes(
+                    &mut client,
+                    &mut up,
+                    super::RELAY_BUF,
+                    super::RELAY_BUF,
+                )
+                .await;
             }
         }
         Err(_) => {

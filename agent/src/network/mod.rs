@@ -15,6 +15,10 @@ use crate::state::{State, StateError};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+/// Buffer per direction of an ingress relay: large enough that bulk transfers move in few
+/// system calls.
+pub const RELAY_BUF: usize = 256 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
     #[error("state: {0}")]
