@@ -77,10 +77,17 @@ enum TlsCommand {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    // Colours only on a terminal (journald shows escape codes as they are); one JSON object
+    // per line with BERTH_LOG_FORMAT=json.
+    let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if std::env::var("BERTH_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        b.json().flatten_event(true).init();
+    } else {
+        b.init();
+    }
 }
 
 async fn shutdown_signal() {

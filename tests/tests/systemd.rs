@@ -1,5 +1,6 @@
 //! The systemd units pass `systemd-analyze verify` (pointed at the built binaries), and the
-//! programs tell systemd they are ready (`Type=notify`) through `$NOTIFY_SOCKET`.
+//! programs tell systemd they are ready (`Type=notify`) through `$NOTIFY_SOCKET`, and log one
+//! JSON object per line when asked (`BERTH_LOG_FORMAT=json`).
 
 use anyhow::{bail, Context, Result};
 use berth_tests::Cluster;
@@ -63,8 +64,10 @@ async fn the_coordinator_notifies_systemd_when_ready() -> Result<()> {
         .arg(c.dir.join("coordinator.toml"))
         .arg("serve")
         .env("NOTIFY_SOCKET", &sock_path)
+        .env("BERTH_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(c.dir.join("json.log"))?)
         .spawn()?;
     let mut buf = [0u8; 256];
     let got = sock.recv(&mut buf);
@@ -79,5 +82,15 @@ async fn the_coordinator_notifies_systemd_when_ready() -> Result<()> {
     let _ = child.kill();
     let _ = child.wait();
     assert!(ready_then_healthy, "READY=1 came before the API answered");
+    // BERTH_LOG_FORMAT=json: one JSON object per line, for journald and log shippers.
+    let log = std::fs::read_to_string(c.dir.join("json.log"))?;
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).with_context(|| format!("not JSON: {l}"))?;
+        assert!(v["level"].is_string() && v["timestamp"].is_string(), "{l}");
+    }
+    assert!(log.contains("coordinator started"), "{log}");
     Ok(())
 }
