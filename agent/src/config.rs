@@ -42,6 +42,15 @@ pub struct Config {
     pub network: NetworkConfig,
     #[serde(default)]
     pub ingress: IngressConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// Prometheus `/metrics`, on its own address (off when `listen` is not set).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// The shared 80/443 ingress of this host: `<id>.<domain>` → the container's rule.

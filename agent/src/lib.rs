@@ -18,6 +18,7 @@ pub mod runtime;
 pub mod serve;
 pub mod ssh;
 pub mod state;
+pub mod telemetry;
 pub mod usage;
 pub mod volumes;
 
@@ -43,6 +44,11 @@ pub enum Error {
     Ssh(#[from] ssh::SshError),
     #[error("ingress gateway: {0}")]
     Ingress(String),
+    #[error("metrics listen {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Starts the 80/443 gateway listeners the config asks for.
@@ -133,7 +139,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         tx,
     ));
 
-    let gateway_tasks = start_gateway(&cfg, &reconciler.gateway).await?;
+    let mut gateway_tasks = start_gateway(&cfg, &reconciler.gateway).await?;
+    if let Some(addr) = cfg.metrics.listen {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Metrics { addr, source })?;
+        tracing::info!(%addr, "metrics listening");
+        gateway_tasks.push(tokio::spawn(telemetry::serve(l, state.clone())));
+    }
     tracing::info!(host_key = %cfg.host_key, "reconciling containerd toward the stored specs");
     reconciler.reconcile_all().await;
 

@@ -62,7 +62,12 @@ impl Link {
             match self.session(&mut reports).await {
                 Ok(()) => tracing::info!("link closed by the coordinator"),
                 Err(e @ LinkError::Refused(_)) => tracing::error!(error = %e, "link failed"),
-                Err(e) => tracing::warn!(error = %e, "link down"),
+                Err(e) => {
+                    crate::telemetry::METRICS
+                        .link_connected
+                        .store(false, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "link down")
+                }
             }
             if began.elapsed() > Duration::from_secs(30) {
                 backoff = Duration::from_millis(500);
@@ -158,6 +163,9 @@ impl Link {
                 ..
             }) => {
                 tracing::info!(address = %addr, containers = specs.len(), "connected to the coordinator");
+                crate::telemetry::METRICS
+                    .link_connected
+                    .store(true, Ordering::Relaxed);
                 for s in &specs {
                     self.offer(s).await;
                 }

@@ -227,8 +227,16 @@ impl Reconciler {
                 tracing::info!(id, "container deleted");
                 self.report(&spec, ObservedState::Deleted, None);
             }
-            Ok(state) => self.report(&spec, state, None),
+            Ok(state) => {
+                crate::telemetry::METRICS
+                    .reconcile_ok
+                    .fetch_add(1, Ordering::Relaxed);
+                self.report(&spec, state, None)
+            }
             Err(e) => {
+                crate::telemetry::METRICS
+                    .reconcile_failed
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(id, error = %e, "reconcile failed");
                 self.report(&spec, ObservedState::Failed, Some(e.to_string()));
             }

@@ -95,6 +95,7 @@ pub struct App {
     pub events: broadcast::Sender<ContainerEvent>,
     /// Serialises quota checks with the inserts they guard.
     pub(crate) quota_lock: tokio::sync::Mutex<()>,
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl App {
@@ -106,6 +107,7 @@ impl App {
             auth,
             events: broadcast::channel(1024).0,
             quota_lock: tokio::sync::Mutex::new(()),
+            telemetry: Default::default(),
         }
     }
 

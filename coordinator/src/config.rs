@@ -25,6 +25,15 @@ pub struct Config {
     pub catalog: Catalog,
     #[serde(default)]
     pub images: ImagesConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// Prometheus `/metrics`, on its own address (off when `listen` is not set).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

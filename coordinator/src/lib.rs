@@ -24,6 +24,7 @@ pub mod placement;
 mod quota;
 mod settings;
 pub mod store;
+pub mod telemetry;
 
 use app::App;
 use config::Config;
@@ -31,6 +32,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use warp::Filter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -83,7 +85,26 @@ pub async fn start(
         addr: config.api.listen,
         source,
     })?;
+    let metrics_listener = match config.metrics.listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Listen { addr, source })?,
+        ),
+        None => None,
+    };
     let app = Arc::new(App::new(config, store, authn));
+    let metrics_task = metrics_listener.map(|l| {
+        let a = app.clone();
+        let route = warp::path!("metrics").and(warp::get()).map(move || {
+            warp::reply::with_header(
+                a.telemetry.render(&a),
+                "content-type",
+                "text/plain; version=0.0.4",
+            )
+        });
+        tokio::spawn(warp::serve(route).incoming(l).run())
+    });
 
     let hub_task = tokio::spawn(hub::serve(app.clone(), endpoint.clone()));
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
@@ -98,6 +119,9 @@ pub async fn start(
         tracing::info!("API stopped; closing agent connections");
         endpoint.close(0u32.into(), b"coordinator shutting down");
         housekeeping.abort();
+        if let Some(t) = metrics_task {
+            t.abort();
+        }
         let _ = hub_task.await;
         if let Err(e) = app2.store.flush().await {
             tracing::error!(error = %e, "final store flush failed");

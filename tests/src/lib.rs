@@ -82,6 +82,9 @@ pub struct Cluster {
     /// The agent's HTTP (as if 80) and HTTPS (as if 443) ingress gateway on 127.0.0.1.
     pub http_port: u16,
     pub https_port: u16,
+    /// Prometheus `/metrics` of the coordinator and of the agent.
+    pub coordinator_metrics: u16,
+    pub agent_metrics: u16,
     coordinator: Option<Child>,
     agent: Option<Child>,
     http: reqwest::Client,
@@ -97,6 +100,7 @@ impl Cluster {
         let link_port = free_udp_port()?;
         let ssh_port = free_tcp_port()?;
         let (http_port, https_port) = (free_tcp_port()?, free_tcp_port()?);
+        let (coord_metrics, agent_metrics) = (free_tcp_port()?, free_tcp_port()?);
         let (bridge, subnet) = test_network(&id);
         let d = dir.display();
         std::fs::write(
@@ -118,6 +122,8 @@ heartbeat_interval = "1s"
 heartbeat_grace = "3s"
 [store]
 path = "{d}/coordinator-db"
+[metrics]
+listen = "127.0.0.1:{coord_metrics}"
 [auth]
 secret = "e2e-secret-e2e-secret-e2e-secret-e2e"
 leeway_secs = 0
@@ -148,6 +154,8 @@ public_address = "127.0.0.1"
 bridge = "{bridge}"
 subnet = "{subnet}"
 netns_dir = "{d}/netns"
+[metrics]
+listen = "127.0.0.1:{agent_metrics}"
 [ingress]
 domain = "berth.test"
 http_listen = "127.0.0.1:{http_port}"
@@ -173,6 +181,8 @@ key = "{d}/tls/agent.key"
             ssh_port,
             http_port,
             https_port,
+            coordinator_metrics: coord_metrics,
+            agent_metrics,
             coordinator: None,
             agent: None,
             http: reqwest::Client::new(),

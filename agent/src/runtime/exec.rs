@@ -128,6 +128,7 @@ impl Runtime {
         req: &ExecRequest,
         run_dir: &Path,
     ) -> Result<(ExecProcess, ExecIo), RuntimeError> {
+        let _t = crate::telemetry::containerd_call("exec");
         let container = self
             .container(container_id)
             .await?

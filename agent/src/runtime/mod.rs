@@ -114,6 +114,7 @@ impl Runtime {
     }
 
     pub async fn container(&self, id: &str) -> Result<Option<Container>, RuntimeError> {
+        let _t = crate::telemetry::containerd_call("get_container");
         let r = self
             .client
             .containers()
@@ -219,6 +220,7 @@ impl Runtime {
         spec_json: Vec<u8>,
         labels: HashMap<String, String>,
     ) -> Result<(), RuntimeError> {
+        let _t = crate::telemetry::containerd_call("create_container");
         let container = Container {
             id: id.into(),
             labels,
@@ -246,6 +248,7 @@ impl Runtime {
     }
 
     pub async fn delete_container(&self, id: &str) -> Result<(), RuntimeError> {
+        let _t = crate::telemetry::containerd_call("delete_container");
         let r = self
             .client
             .containers()
@@ -259,6 +262,7 @@ impl Runtime {
     }
 
     pub async fn task_state(&self, id: &str) -> Result<TaskState, RuntimeError> {
+        let _t = crate::telemetry::containerd_call("task_state");
         let r = self
             .client
             .tasks()
@@ -296,6 +300,7 @@ impl Runtime {
         rootfs: Vec<Mount>,
         stdio_uri: &str,
     ) -> Result<(), RuntimeError> {
+        let _t = crate::telemetry::containerd_call("create_task");
         let uri = stdio_uri.to_string();
         self.client
             .tasks()
@@ -312,6 +317,7 @@ impl Runtime {
     }
 
     pub async fn start_task(&self, id: &str) -> Result<(), RuntimeError> {
+        let _t = crate::telemetry::containerd_call("start_task");
         self.client
             .tasks()
             .start(self.req(StartRequest {
@@ -324,6 +330,7 @@ impl Runtime {
     }
 
     pub async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<(), RuntimeError> {
+        let _t = crate::telemetry::containerd_call("kill");
         let r = self
             .client
             .tasks()
@@ -356,6 +363,7 @@ impl Runtime {
     }
 
     pub async fn delete_task(&self, id: &str) -> Result<(), RuntimeError> {
+        let _t = crate::telemetry::containerd_call("delete_task");
         let r = self
             .client
             .tasks()

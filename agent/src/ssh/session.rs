@@ -49,6 +49,8 @@ pub(super) async fn run(
         stdout,
         stderr,
     } = io;
+    let sessions = &crate::telemetry::METRICS.ssh_sessions;
+    sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let out = tokio::spawn(pump(stdout, wr.make_writer()));
     let err = stderr.map(|e| tokio::spawn(pump(e, wr.make_writer_ext(Some(1)))));
 
@@ -128,4 +130,5 @@ pub(super) async fn run(
         }
     }
     proc.finish().await;
+    sessions.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
 }

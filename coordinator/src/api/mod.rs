@@ -39,9 +39,10 @@ pub fn routes(
         .or(live::routes(app.clone()))
         .or(inside::routes(app.clone()))
         .or(hosts::routes(app.clone()))
-        .or(keys::routes(app))
+        .or(keys::routes(app.clone()))
         .recover(error::recover)
-        .with(warp::log::custom(|info| {
+        .with(warp::log::custom(move |info| {
             tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), elapsed_ms = info.elapsed().as_millis() as u64, "request");
+            app.telemetry.record(info.method().as_str(), info.path(), info.status().as_u16(), info.elapsed());
         }))
 }

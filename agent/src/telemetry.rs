@@ -1,0 +1,168 @@
+//! The agent's Prometheus metrics: containers by state, reconcile passes, containerd call
+//! latency, link state, SSH sessions. Served on `[metrics] listen` by a minimal HTTP
+//! responder (GET /metrics only).
+
+use berth_shared::prom::{header, sample, Histogram};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Default)]
+pub struct Telemetry {
+    pub reconcile_ok: AtomicU64,
+    pub reconcile_failed: AtomicU64,
+    pub link_connected: AtomicBool,
+    pub ssh_sessions: AtomicI64,
+    containerd: Mutex<BTreeMap<&'static str, Arc<Histogram>>>,
+}
+
+/// One registry per process, like Prometheus clients' default registry.
+pub static METRICS: LazyLock<Telemetry> = LazyLock::new(Telemetry::default);
+
+/// Observes the time until it is dropped as one containerd call named `op`.
+pub struct CallTimer {
+    op: &'static str,
+    start: Instant,
+}
+
+pub fn containerd_call(op: &'static str) -> CallTimer {
+    CallTimer {
+        op,
+        start: Instant::now(),
+    }
+}
+
+impl Drop for CallTimer {
+    fn drop(&mut self) {
+        let h = METRICS
+            .containerd
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(self.op)
+            .or_default()
+            .clone();
+        h.observe(self.start.elapsed());
+    }
+}
+
+impl Telemetry {
+    pub fn render(&self, state: &crate::state::State) -> String {
+        let mut out = String::new();
+        let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
+        for r in state.inventory().unwrap_or_default() {
+            *by_state
+                .entry(format!("{:?}", r.state).to_lowercase())
+                .or_default() += 1;
+        }
+        header(
+            &mut out,
+            "berth_agent_containers",
+            "gauge",
+            "Containers held by this agent, by observed state.",
+        );
+        for (s, n) in &by_state {
+            sample(
+                &mut out,
+                "berth_agent_containers",
+                &[("state", s)],
+                *n as f64,
+            );
+        }
+        header(
+            &mut out,
+            "berth_agent_reconciles_total",
+            "counter",
+            "Reconcile passes over one container, by result.",
+        );
+        sample(
+            &mut out,
+            "berth_agent_reconciles_total",
+            &[("result", "ok")],
+            self.reconcile_ok.load(Ordering::Relaxed) as f64,
+        );
+        sample(
+            &mut out,
+            "berth_agent_reconciles_total",
+            &[("result", "failed")],
+            self.reconcile_failed.load(Ordering::Relaxed) as f64,
+        );
+        header(
+            &mut out,
+            "berth_agent_containerd_call_duration_seconds",
+            "histogram",
+            "containerd gRPC call latency by operation.",
+        );
+        for (op, h) in self
+            .containerd
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            h.render(
+                &mut out,
+                "berth_agent_containerd_call_duration_seconds",
+                &[("op", op)],
+            );
+        }
+        header(
+            &mut out,
+            "berth_agent_link_connected",
+            "gauge",
+            "1 while the QUIC link to the coordinator is up.",
+        );
+        sample(
+            &mut out,
+            "berth_agent_link_connected",
+            &[],
+            u8::from(self.link_connected.load(Ordering::Relaxed)).into(),
+        );
+        header(
+            &mut out,
+            "berth_agent_ssh_sessions",
+            "gauge",
+            "Open SSH sessions into containers.",
+        );
+        sample(
+            &mut out,
+            "berth_agent_ssh_sessions",
+            &[],
+            self.ssh_sessions.load(Ordering::Relaxed) as f64,
+        );
+        out
+    }
+}
+
+/// Answers `GET /metrics` on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, state: crate::state::State) {
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            let n =
+                match tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
+                    .await
+                {
+                    Ok(Ok(n)) => n,
+                    _ => return,
+                };
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if req.starts_with("GET /metrics ") {
+                ("200 OK", METRICS.render(&state))
+            } else {
+                ("404 Not Found", "not found\n".to_string())
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(head.as_bytes()).await;
+            let _ = conn.write_all(body.as_bytes()).await;
+            let _ = conn.shutdown().await;
+        });
+    }
+}
