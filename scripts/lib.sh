@@ -1,7 +1,9 @@
 # Shared by scripts/quickstart, scripts/test and scripts/build-image. Source it; don't run it.
 # Everything here is idempotent: running it twice changes nothing the second time.
 
-BERTH_PACKAGES=(containerd runc busybox-static tini protobuf-compiler openssh-client curl jq ca-certificates gcc e2fsprogs mount systemd containernetworking-plugins iptables iproute2)
+BERTH_PACKAGES=(containerd runc busybox-static tini protobuf-compiler openssh-client curl jq ca-certificates gcc e2fsprogs mount containernetworking-plugins iptables iproute2)
+# What only the tests need on top: systemd-analyze and Ansible for the rollout checks.
+BERTH_TEST_PACKAGES=(systemd ansible-core ansible-lint)
 BERTH_IMAGE_NAME="berth.local/base:latest"
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
@@ -11,10 +13,11 @@ require_root() {
   [ "$(id -u)" = 0 ] || die "run as root: Berth drives containerd, cgroups and mounts"
 }
 
-# Installs the Debian packages Berth needs, if any is missing.
+# Installs the Debian packages Berth needs (or those given), if any is missing.
 ensure_packages() {
-  local missing=()
-  for p in "${BERTH_PACKAGES[@]}"; do
+  local missing=() want=("$@")
+  [ "${#want[@]}" -gt 0 ] || want=("${BERTH_PACKAGES[@]}")
+  for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ "${#missing[@]}" -gt 0 ]; then

@@ -18,6 +18,9 @@ struct Cli {
         env = "BERTH_AGENT_CONFIG"
     )]
     config: PathBuf,
+    /// Load and validate the configuration, then exit (78 when it is invalid).
+    #[arg(long)]
+    check: bool,
 }
 
 async fn shutdown_signal() {
@@ -66,6 +69,10 @@ async fn agent() -> anyhow::Result<()> {
             std::process::exit(78);
         }
     };
+    if cli.check {
+        println!("{}: ok", cli.config.display());
+        return Ok(());
+    }
     berth_agent::run(config, shutdown_signal()).await?;
     Ok(())
 }

@@ -28,6 +28,8 @@ struct Cli {
 enum Command {
     /// Serve the API and the agent endpoint (the default).
     Serve,
+    /// Load and validate the configuration, then exit (78 when it is invalid).
+    Check,
     /// Print a token for a user, signed with the configured key.
     Token {
         #[arg(long)]
@@ -118,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => berth_coordinator::run(config, shutdown_signal()).await?,
+        Command::Check => println!("{}: ok", cli.config.display()),
         Command::Token { user, ttl, scopes } => {
             let ttl = berth_shared::time::parse_duration(&ttl)?;
             let auth = berth_coordinator::auth::Authenticator::from_config(&config.auth)?;
