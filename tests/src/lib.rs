@@ -423,6 +423,21 @@ key = "{t}/agent.key"
         self.dir.join("agent")
     }
 
+    /// Creates a container for `user` with `body` (POST /compute/containers, 201) and waits
+    /// until it runs; returns its id.
+    pub async fn running_container(&self, user: &User, body: Value) -> Result<String> {
+        let (s, created) = user.call("POST", "/compute/containers", Some(body)).await?;
+        if s != 201 {
+            bail!("create: {s} {created}");
+        }
+        let id = created["id"].as_str().context("id")?.to_string();
+        self.eventually(Duration::from_secs(60), "the container runs", || async {
+            Ok(user.container(&id).await?["status"] == "running")
+        })
+        .await?;
+        Ok(id)
+    }
+
     /// Polls `check` every 200 ms until it is true; fails with `what` after `limit`.
     pub async fn eventually<F, Fut>(&self, limit: Duration, what: &str, mut check: F) -> Result<()>
     where

@@ -22,19 +22,9 @@ async fn http_and_https_by_name() -> Result<()> {
     let c = Cluster::start().await?;
     let alice = c.user("alice")?;
     let key = alice.add_key("k").await?;
-    let (s, created) = alice
-        .call(
-            "POST",
-            "/compute/containers",
-            Some(json!({"name": "site", "ssh_key_ids": [key]})),
-        )
+    let id = c
+        .running_container(&alice, json!({"name": "site", "ssh_key_ids": [key]}))
         .await?;
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap_or_default().to_string();
-    c.eventually(WAIT, "running", || async {
-        Ok(alice.container(&id).await?["status"] == "running")
-    })
-    .await?;
     let ns = c.namespace.clone();
     containerd::exec(&ns, &id, "mkdir -p /root/www && echo hello-$HOSTNAME > /root/www/index.html && head -c 3000000 /dev/urandom > /root/www/big && httpd -p 8080 -h /root/www")?;
     let p = format!("/compute/containers/{id}/ingress");

@@ -5,9 +5,6 @@
 use anyhow::Result;
 use berth_tests::Cluster;
 use serde_json::json;
-use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(60);
 
 /// The value of the sample line that starts with `series` (name and labels, exactly).
 fn value(text: &str, series: &str) -> Option<f64> {
@@ -20,19 +17,8 @@ async fn both_programs_expose_prometheus_metrics() -> Result<()> {
     let c = Cluster::start().await?;
     let alice = c.user("alice")?;
     let key = alice.add_key("k").await?;
-    let (s, created) = alice
-        .call(
-            "POST",
-            "/compute/containers",
-            Some(json!({"name": "m", "ssh_key_ids": [key]})),
-        )
+    c.running_container(&alice, json!({"name": "m", "ssh_key_ids": [key]}))
         .await?;
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap_or_default().to_string();
-    c.eventually(WAIT, "running", || async {
-        Ok(alice.container(&id).await?["status"] == "running")
-    })
-    .await?;
     let http = reqwest::Client::new();
     let scrape = |port: u16| {
         let http = http.clone();
