@@ -100,15 +100,27 @@ impl Network {
             .allocate_address(id, self.subnet.hosts())?
             .ok_or_else(|| NetworkError::Exhausted(self.cfg.subnet.clone()))?;
         let path = self.netns_path(id);
-        if !netns::exists(&path) {
-            netns::create(&path)?;
-            let added = cni::add(&self.cfg, &self.subnet, id, &path, ip);
-            if let Err(e) = added {
-                let _ = netns::remove(&path);
-                return Err(e);
-            }
-            tracing::info!(id, %ip, "container network ready");
+        // The marker is written only once CNI ADD succeeded: a namespace without it is what a
+        // crash in the middle left behind, and is rebuilt.
+        let ready = self.cfg.netns_dir.join(format!("{id}.ready"));
+        if netns::exists(&path) && ready.exists() {
+            return Ok((path, ip));
         }
+        if netns::exists(&path) {
+            tracing::warn!(id, "half-built network namespace: rebuilding it");
+            let _ = cni::del(&self.cfg, &self.subnet, id, &path, ip);
+            netns::remove(&path)?;
+        }
+        netns::create(&path)?;
+        if let Err(e) = cni::add(&self.cfg, &self.subnet, id, &path, ip) {
+            let _ = netns::remove(&path);
+            return Err(e);
+        }
+        std::fs::write(&ready, ip.to_string()).map_err(|e| NetworkError::Netns {
+            path: ready.clone(),
+            message: e.to_string(),
+        })?;
+        tracing::info!(id, %ip, "container network ready");
         Ok((path, ip))
     }
 
@@ -119,6 +131,7 @@ impl Network {
             cni::del(&self.cfg, &self.subnet, id, &path, ip)?;
         }
         netns::remove(&path)?;
+        let _ = std::fs::remove_file(self.cfg.netns_dir.join(format!("{id}.ready")));
         self.state.release_address(id)?;
         Ok(())
     }
