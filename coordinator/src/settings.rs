@@ -202,6 +202,12 @@ impl App {
                     l.min_storage_gb, l.max_storage_gb
                 ),
             );
+        } else if storage_gb.is_some_and(|s| s < current.storage_gb) {
+            // The volume is a filesystem of that size: it can grow with the data in it, not shrink.
+            e.add(
+                "storage_gb",
+                format!("can grow but not shrink (now {})", current.storage_gb),
+            );
         }
         let type_cpu = self
             .config

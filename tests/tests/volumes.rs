@@ -63,6 +63,13 @@ async fn storage_is_bounded_and_kept() -> Result<()> {
     let kb: u64 = df.split_whitespace().nth(1).unwrap_or("0").parse()?;
     assert!(kb > 1_900_000, "{df}");
 
+    // It cannot shrink: the data might not fit.
+    let (s, body) = alice
+        .call("PATCH", &p, Some(json!({"storage_gb": 1})))
+        .await?;
+    assert_eq!(s, 422, "{body}");
+    assert!(body["details"]["storage_gb"].is_array(), "{body}");
+
     // Delete: the filesystem goes with the container.
     assert_eq!(alice.call("DELETE", &p, None).await?.0, 200);
     let dir = c.agent_data().join("volumes").join(&id);
