@@ -175,6 +175,14 @@ pub struct CoordinatorConfig {
     pub ca_cert: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// A one-time join token (`berth-coordinator enroll --host-key KEY`): when `cert` does not
+    /// exist yet, the agent makes its key, trades the token for its certificate at
+    /// `enroll_url` and writes `key` (0600), `cert` and `ca_cert`.
+    #[serde(default)]
+    pub enroll_token: Option<String>,
+    /// The coordinator's API, e.g. `http://coordinator.example.com:8080`.
+    #[serde(default)]
+    pub enroll_url: Option<String>,
 }
 
 fn default_stop_grace() -> Duration {

@@ -10,6 +10,7 @@
 //! containers while the coordinator is away.
 
 pub mod config;
+pub mod enroll;
 pub mod link;
 pub mod logs;
 pub mod network;
@@ -42,6 +43,8 @@ pub enum Error {
     NoInit(String),
     #[error(transparent)]
     Ssh(#[from] ssh::SshError),
+    #[error(transparent)]
+    Enroll(#[from] enroll::EnrollError),
     #[error("ingress gateway: {0}")]
     Ingress(String),
     #[error("metrics listen {addr}: {source}")]
@@ -129,6 +132,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     if !cfg.init_binary.is_file() {
         return Err(Error::NoInit(cfg.init_binary.display().to_string()));
     }
+    enroll::ensure(&cfg.coordinator).await?;
     let state = state::State::open(&cfg.data_dir.join("state"))?;
     let rt = runtime::Runtime::connect(&cfg.containerd).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(1024);

@@ -13,6 +13,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 mod containers;
+pub mod enroll;
 mod hosts;
 pub mod hub;
 mod ingress;

@@ -42,6 +42,14 @@ enum Command {
         #[arg(long = "scope")]
         scopes: Vec<String>,
     },
+    /// Print a one-time join token for a new agent host (`[coordinator] enroll_token`).
+    Enroll {
+        #[arg(long)]
+        host_key: String,
+        /// How long the token is valid, e.g. 1h.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+    },
     /// Cluster TLS material for the agent link.
     Tls {
         #[command(subcommand)]
@@ -121,6 +129,12 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => berth_coordinator::run(config, shutdown_signal()).await?,
         Command::Check => println!("{}: ok", cli.config.display()),
+        Command::Enroll { host_key, ttl } => {
+            let ttl = berth_shared::time::parse_duration(&ttl)?;
+            let token = berth_coordinator::enroll::mint(&config.link, &host_key, ttl)
+                .map_err(anyhow::Error::msg)?;
+            println!("{token}");
+        }
         Command::Token { user, ttl, scopes } => {
             let ttl = berth_shared::time::parse_duration(&ttl)?;
             let auth = berth_coordinator::auth::Authenticator::from_config(&config.auth)?;

@@ -21,6 +21,8 @@ pub enum PkiError {
     },
     #[error("host key {0:?} must be a DNS label (a-z, 0-9, '-', at most 63)")]
     BadHostKey(String),
+    #[error("the public key must be an uncompressed P-256 point")]
+    BadPublicKey,
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> PkiError + '_ {
@@ -139,4 +141,57 @@ pub fn issue_ingress(link: &LinkConfig, domain: &str, out: &Path) -> Result<(), 
     write(&out.join("ingress.key"), &key.serialize_pem(), true)?;
     write(&out.join("ingress.pem"), &cert.pem(), false)?;
     Ok(())
+}
+
+/// The secret enrollment tokens are signed with: derived from the CA key, so only who holds the
+/// CA (the coordinator host, its CLI) can mint them.
+pub fn enroll_secret(link: &LinkConfig) -> Result<Vec<u8>, PkiError> {
+    let pem = std::fs::read(&link.ca_key).map_err(io_err(&link.ca_key))?;
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(b"berth-enroll-v1\n");
+    ctx.update(&pem);
+    Ok(ctx.finish().as_ref().to_vec())
+}
+
+/// SHA-256 of the cluster CA certificate file, hex: agents pin it during enrollment.
+pub fn ca_fingerprint(link: &LinkConfig) -> Result<String, PkiError> {
+    let pem = std::fs::read(&link.ca_cert).map_err(io_err(&link.ca_cert))?;
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &pem);
+    Ok(d.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A P-256 public key an enrolling agent sent (uncompressed point).
+struct P256Public(Vec<u8>);
+
+impl rcgen::PublicKeyData for P256Public {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
+}
+
+/// Signs a client certificate for `host_key` over the agent's own P-256 public key (its
+/// private key never leaves the agent); returns `(certificate, CA certificate)` PEM.
+pub fn issue_for_key(
+    link: &LinkConfig,
+    host_key: &str,
+    public_key: &[u8],
+) -> Result<(String, String), PkiError> {
+    if !berth_shared::ids::is_host_key(host_key) {
+        return Err(PkiError::BadHostKey(host_key.to_string()));
+    }
+    if public_key.len() != 65 || public_key[0] != 4 {
+        return Err(PkiError::BadPublicKey);
+    }
+    let issuer = issuer(link)?;
+    let params = leaf(
+        vec![host_key.to_string()],
+        host_key,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    )?;
+    let cert = params.signed_by(&P256Public(public_key.to_vec()), &issuer)?;
+    let ca = std::fs::read_to_string(&link.ca_cert).map_err(io_err(&link.ca_cert))?;
+    Ok((cert.pem(), ca))
 }

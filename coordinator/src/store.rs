@@ -110,6 +110,8 @@ pub struct Store {
     events: sled::Tree,
     /// Host keys an operator cordoned (value unused).
     cordoned: sled::Tree,
+    /// Enrollment token ids already redeemed.
+    enrollments: sled::Tree,
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], v: &[u8]) -> Result<T, StoreError> {
@@ -144,6 +146,7 @@ impl Store {
             keys: db.open_tree("ssh_keys")?,
             events: db.open_tree("events")?,
             cordoned: db.open_tree("cordoned_hosts")?,
+            enrollments: db.open_tree("enrollments")?,
             db,
         })
     }
@@ -152,6 +155,14 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())
+    }
+
+    /// Marks an enrollment token id redeemed; `false` if it already was (atomic).
+    pub fn redeem_enrollment(&self, jti: &str, host_key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .enrollments
+            .compare_and_swap(jti.as_bytes(), None::<&[u8]>, Some(host_key.as_bytes()))?
+            .is_ok())
     }
 
     pub fn set_cordoned(&self, host: &str, cordoned: bool) -> Result<(), StoreError> {

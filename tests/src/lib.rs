@@ -270,6 +270,18 @@ key = "{d}/tls/agent.key"
         host_key: &str,
         tls_dir: &Path,
     ) -> Result<ExtraAgent> {
+        self.spawn_agent_with(name, host_key, tls_dir, "")
+    }
+
+    /// Like [`Cluster::spawn_extra_agent`], with `coordinator_extra` appended to the
+    /// `[coordinator]` table (e.g. an enrollment token).
+    pub fn spawn_agent_with(
+        &self,
+        name: &str,
+        host_key: &str,
+        tls_dir: &Path,
+        coordinator_extra: &str,
+    ) -> Result<ExtraAgent> {
         let d = self.dir.display();
         let t = tls_dir.display();
         let link = self.link_addr()?;
@@ -296,6 +308,7 @@ server_name = "localhost"
 ca_cert = "{d}/tls/ca.pem"
 cert = "{t}/agent.pem"
 key = "{t}/agent.key"
+{coordinator_extra}
 "#,
                 ns = self.namespace
             ),

@@ -1,8 +1,9 @@
 //! Operator routes (token scope `compute.admin`): `GET /compute/hosts`,
 //! `POST /compute/hosts/:key/cordon`, `POST /compute/hosts/:key/uncordon`.
-//! To anyone else these paths do not exist (`404 not_found`).
+//! To anyone else these paths do not exist (`404 not_found`). And `POST /compute/hosts/enroll`,
+//! where an agent trades a one-time join token for its certificate.
 
-use super::filters::{authed, boxed};
+use super::filters::{authed, boxed, json_body, with_app};
 use crate::app::{App, Error};
 use crate::auth::User;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ fn admin(u: &User) -> Result<(), Rejection> {
 }
 
 pub fn routes(app: Arc<App>) -> BoxedFilter<(Box<dyn Reply>,)> {
+    let app_enroll = app.clone();
     let list = warp::path!("compute" / "hosts")
         .and(warp::get())
         .and(authed(app.clone()))
@@ -41,5 +43,23 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Box<dyn Reply>,)> {
                 Ok::<_, Rejection>(boxed(warp::reply::json(&app.set_cordon(&key, on).await?)))
             },
         );
-    list.or(cordon).unify().boxed()
+    // Agents redeem a one-time join token for their certificate; the token is the credential.
+    let enroll = warp::path!("compute" / "hosts" / "enroll")
+        .and(warp::post())
+        .and(with_app(app_enroll))
+        .and(json_body())
+        .and_then(|app: Arc<App>, body: serde_json::Value| async move {
+            let field = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_string);
+            let (Some(token), Some(key)) = (field("token"), field("public_key")) else {
+                let mut e = berth_shared::validation::FieldErrors::default();
+                e.add("token", "token and public_key are required strings");
+                return Err(Rejection::from(Error::Invalid(e)));
+            };
+            let done = app.enroll(&token, &key).await?;
+            Ok::<_, Rejection>(boxed(warp::reply::with_status(
+                warp::reply::json(&done),
+                warp::http::StatusCode::CREATED,
+            )))
+        });
+    enroll.or(list).unify().or(cordon).unify().boxed()
 }
