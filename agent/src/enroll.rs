@@ -129,11 +129,9 @@ pub async fn ensure(c: &CoordinatorConfig) -> Result<(), EnrollError> {
     })?;
     let cert = v["certificate"].as_str().unwrap_or_default();
     let ca = v["ca_certificate"].as_str().unwrap_or_default();
-    let got: String = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, ca.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let got = berth_shared::ids::hex(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, ca.as_bytes()).as_ref(),
+    );
     if got != pin || cert.is_empty() {
         return Err(EnrollError::WrongCa);
     }

@@ -85,10 +85,7 @@ fn spec_hash(s: &ContainerSpec) -> String {
         s.boot
     ]);
     let d = digest::digest(&digest::SHA256, key.to_string().as_bytes());
-    d.as_ref()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    berth_shared::ids::hex(&d.as_ref()[..12])
 }
 
 impl Reconciler {
@@ -160,7 +157,7 @@ impl Reconciler {
         match self.state.specs() {
             Ok(specs) => {
                 for s in specs {
-                    self.reconcile(&s.id).await;
+                    self.reconcile_one(&s.id).await;
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot read desired specs"),
@@ -179,11 +176,12 @@ impl Reconciler {
         let mut want = HashMap::new();
         let mut routes = crate::network::gateway::Routes::default();
         let domain = self.cfg.ingress.domain.as_deref().unwrap_or_default();
+        let addresses = self.state.addresses().unwrap_or_default();
         for s in self.state.specs().unwrap_or_default() {
             if s.desired != DesiredState::Running {
                 continue;
             }
-            let Ok(Some(ip)) = self.state.address_of(&s.id) else {
+            let Some(&ip) = addresses.get(&s.id) else {
                 continue;
             };
             for r in &s.ingress {
@@ -201,7 +199,13 @@ impl Reconciler {
         self.forwards.sync(want).await;
     }
 
+    /// Reconciles one container, then the host's ingress to match.
     pub async fn reconcile(self: &Arc<Self>, id: &str) {
+        self.reconcile_one(id).await;
+        self.sync_forwards().await;
+    }
+
+    async fn reconcile_one(self: &Arc<Self>, id: &str) {
         let l = lock(&self.locks).entry(id.to_string()).or_default().clone();
         let _g = l.lock().await;
         let spec = match self.state.spec(id) {
@@ -241,8 +245,6 @@ impl Reconciler {
                 self.report(&spec, ObservedState::Failed, Some(e.to_string()));
             }
         }
-        drop(_g);
-        self.sync_forwards().await;
     }
 
     /// Records and sends a report when something changed.

@@ -43,17 +43,23 @@ impl State {
         })
     }
 
-    /// The address held by `id`, if any.
-    pub fn address_of(&self, id: &str) -> Result<Option<std::net::Ipv4Addr>, StateError> {
+    /// Every held address, by container id.
+    pub fn addresses(
+        &self,
+    ) -> Result<std::collections::HashMap<String, std::net::Ipv4Addr>, StateError> {
+        let mut out = std::collections::HashMap::new();
         for kv in self.addresses.iter() {
             let (k, v) = kv?;
-            if v.as_ref() == id.as_bytes() {
-                if let Ok(b) = <[u8; 4]>::try_from(k.as_ref()) {
-                    return Ok(Some(b.into()));
-                }
+            if let Ok(b) = <[u8; 4]>::try_from(k.as_ref()) {
+                out.insert(String::from_utf8_lossy(&v).into_owned(), b.into());
             }
         }
-        Ok(None)
+        Ok(out)
+    }
+
+    /// The address held by `id`, if any.
+    pub fn address_of(&self, id: &str) -> Result<Option<std::net::Ipv4Addr>, StateError> {
+        Ok(self.addresses()?.remove(id))
     }
 
     /// Gives `id` the lowest free address of `candidates` (or the one it holds). Atomic: an

@@ -35,7 +35,7 @@ pub fn mint(link: &LinkConfig, host_key: &str, ttl: std::time::Duration) -> Resu
     let claims = EnrollClaims {
         sub: host_key.into(),
         exp: berth_shared::time::now_unix().0 + ttl.as_secs(),
-        jti: id.iter().map(|b| format!("{b:02x}")).collect(),
+        jti: berth_shared::ids::hex(&id),
         ca: pki::ca_fingerprint(link).map_err(|e| e.to_string())?,
         purpose: PURPOSE.into(),
     };

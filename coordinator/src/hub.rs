@@ -174,26 +174,9 @@ impl Hub {
 
     /// Sends one request on its own stream and waits for the answer.
     pub async fn request(&self, host: &str, req: &Request) -> Result<Response, HubError> {
-        let conn = self
-            .host(host)
-            .and_then(|h| h.conn)
-            .ok_or_else(|| HubError::NotConnected(host.to_string()))?;
-        let (mut send, mut recv) = timeout(Duration::from_secs(10), conn.open_bi())
-            .await
-            .map_err(|_| HubError::Timeout("a stream"))??;
-        write_frame(&mut send, req).await?;
+        let (resp, mut send, _recv) = self.open(host, req).await?;
         let _ = send.finish();
-        match timeout(
-            Duration::from_secs(30),
-            read_frame::<_, Response>(&mut recv),
-        )
-        .await
-        {
-            Err(_) => Err(HubError::Timeout("the agent's answer")),
-            Ok(Ok(Some(r))) => Ok(r),
-            Ok(Ok(None)) => Err(HubError::Refused("stream closed without an answer".into())),
-            Ok(Err(e)) => Err(e.into()),
-        }
+        Ok(resp)
     }
 }
 

@@ -157,7 +157,7 @@ pub fn enroll_secret(link: &LinkConfig) -> Result<Vec<u8>, PkiError> {
 pub fn ca_fingerprint(link: &LinkConfig) -> Result<String, PkiError> {
     let pem = std::fs::read(&link.ca_cert).map_err(io_err(&link.ca_cert))?;
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &pem);
-    Ok(d.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(berth_shared::ids::hex(d.as_ref()))
 }
 
 /// A P-256 public key an enrolling agent sent (uncompressed point).

@@ -6,6 +6,11 @@ const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 pub const CONTAINER_ID_LEN: usize = 8;
 
 /// A fresh random container id.
+/// Lower-case hex of `bytes` (digests, random ids).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub fn new_container_id() -> String {
     let mut rng = rand::rng();
     (0..CONTAINER_ID_LEN)

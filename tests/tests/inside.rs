@@ -57,20 +57,10 @@ async fn logs_terminal_and_metrics() -> Result<()> {
     let alice = c.user("alice")?;
     let bob = c.user("bob")?;
     let key = alice.add_key("laptop").await?;
-    let (s, created) = alice
-        .call(
-            "POST",
-            "/compute/containers",
-            Some(json!({"name": "app", "ssh_key_ids": [key]})),
-        )
+    let id = c
+        .running_container(&alice, json!({"name": "app", "ssh_key_ids": [key]}))
         .await?;
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap_or_default().to_string();
     let p = |suffix: &str| format!("/compute/containers/{id}{suffix}");
-    c.eventually(WAIT, "running", || async {
-        Ok(alice.container(&id).await?["status"] == "running")
-    })
-    .await?;
     let ns = c.namespace.clone();
     let ws_base = c.api.replace("http://", "ws://");
 

@@ -15,16 +15,8 @@ async fn container_settings_round_trip() -> Result<()> {
     let alice = c.user("alice")?;
     let bob = c.user("bob")?;
     let key = alice.add_key("laptop").await?;
-    let (s, created) = alice
-        .call("POST", "/compute/containers", Some(json!({"name": "app", "ssh_key_ids": [key], "env": {"GREETING": "hi"}, "ports": [8080]})))
-        .await?;
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap_or_default().to_string();
+    let id = c.running_container(&alice, json!({"name": "app", "ssh_key_ids": [key], "env": {"GREETING": "hi"}, "ports": [8080]})).await?;
     let p = |suffix: &str| format!("/compute/containers/{id}{suffix}");
-    c.eventually(WAIT, "running", || async {
-        Ok(alice.container(&id).await?["status"] == "running")
-    })
-    .await?;
     let ns = c.namespace.clone();
     assert_eq!(containerd::exec(&ns, &id, "echo $GREETING")?, "hi\n");
 

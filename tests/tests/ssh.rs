@@ -74,19 +74,12 @@ async fn ssh_into_a_container_with_openssh() -> Result<()> {
     let (a_key, a_path) = alice.add_key_in("laptop", &keys).await?;
     let (_, a2_path) = alice.add_key_in("other", &keys).await?;
     let (_, b_path) = bob.add_key_in("bob", &keys).await?;
-    let (s, created) = alice
-        .call(
-            "POST",
-            "/compute/containers",
-            Some(json!({"name": "app", "ssh_key_ids": [a_key], "ssh_enabled": true})),
+    let id = c
+        .running_container(
+            &alice,
+            json!({"name": "app", "ssh_key_ids": [a_key], "ssh_enabled": true}),
         )
         .await?;
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap_or_default().to_string();
-    c.eventually(WAIT, "running", || async {
-        Ok(alice.container(&id).await?["status"] == "running")
-    })
-    .await?;
     let ssh = Ssh {
         port: c.ssh_port,
         known_hosts: c.dir.join("known_hosts"),

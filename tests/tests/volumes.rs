@@ -14,16 +14,8 @@ async fn storage_is_bounded_and_kept() -> Result<()> {
     let c = Cluster::start().await?;
     let alice = c.user("alice")?;
     let key = alice.add_key("laptop").await?;
-    let (s, created) = alice
-        .call("POST", "/compute/containers", Some(json!({"name": "db", "ssh_key_ids": [key], "storage_gb": 1, "mount_paths": ["/root", "/data"]})))
-        .await?;
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap_or_default().to_string();
+    let id = c.running_container(&alice, json!({"name": "db", "ssh_key_ids": [key], "storage_gb": 1, "mount_paths": ["/root", "/data"]})).await?;
     let p = format!("/compute/containers/{id}");
-    c.eventually(WAIT, "running", || async {
-        Ok(alice.container(&id).await?["status"] == "running")
-    })
-    .await?;
     let ns = c.namespace.clone();
     let img = c.agent_data().join("volumes").join(format!("{id}.ext4"));
     assert_eq!(std::fs::metadata(&img)?.len(), 1 << 30);

@@ -55,8 +55,7 @@ pub struct ExecControl {
 pub fn new_exec_id(prefix: &str) -> String {
     let mut b = [0u8; 8];
     let _ = aws_lc_rs::rand::fill(&mut b);
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{prefix}-{hex}")
+    format!("{prefix}-{}", berth_shared::ids::hex(&b))
 }
 
 fn fifo(path: &Path) -> Result<(), RuntimeError> {

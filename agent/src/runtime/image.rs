@@ -73,13 +73,7 @@ pub fn chain_id(diff_ids: &[String]) -> Option<String> {
     let mut chain = it.next()?.clone();
     for d in it {
         let h = digest::digest(&digest::SHA256, format!("{chain} {d}").as_bytes());
-        chain = format!(
-            "sha256:{}",
-            h.as_ref()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        );
+        chain = format!("sha256:{}", berth_shared::ids::hex(h.as_ref()));
     }
     Some(chain)
 }
@@ -178,7 +172,7 @@ mod tests {
         let b = "sha256:bbbb".to_string();
         assert_eq!(chain_id(std::slice::from_ref(&a)), Some(a.clone()));
         let expect = digest::digest(&digest::SHA256, b"sha256:aaaa sha256:bbbb");
-        let hex: String = expect.as_ref().iter().map(|x| format!("{x:02x}")).collect();
+        let hex = berth_shared::ids::hex(expect.as_ref());
         assert_eq!(chain_id(&[a, b]), Some(format!("sha256:{hex}")));
         assert_eq!(chain_id(&[]), None);
     }
