@@ -31,7 +31,7 @@ pub enum EnrollError {
     Key(String),
 }
 
-fn write(path: &Path, data: &str, mode: u32) -> Result<(), EnrollError> {
+pub(crate) fn write(path: &Path, data: &str, mode: u32) -> Result<(), EnrollError> {
     let err = |source| EnrollError::Write {
         path: path.display().to_string(),
         source,

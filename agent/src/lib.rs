@@ -15,6 +15,7 @@ pub mod link;
 pub mod logs;
 pub mod network;
 pub mod reconciler;
+pub mod renew;
 pub mod runtime;
 pub mod serve;
 pub mod ssh;
@@ -45,6 +46,8 @@ pub enum Error {
     Ssh(#[from] ssh::SshError),
     #[error(transparent)]
     Enroll(#[from] enroll::EnrollError),
+    #[error("certificate renewal: {0}")]
+    Renew(#[from] renew::RenewError),
     #[error("ingress gateway: {0}")]
     Ingress(String),
     #[error("metrics listen {addr}: {source}")]
@@ -132,6 +135,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     if !cfg.init_binary.is_file() {
         return Err(Error::NoInit(cfg.init_binary.display().to_string()));
     }
+    renew::finish_interrupted(&cfg.coordinator)?;
     enroll::ensure(&cfg.coordinator).await?;
     let state = state::State::open(&cfg.data_dir.join("state"))?;
     let rt = runtime::Runtime::connect(&cfg.containerd).await?;

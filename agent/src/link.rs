@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::reconciler::Reconciler;
+use crate::renew;
 use crate::state::State;
 use berth_shared::protocol::{
     read_frame, write_frame, AgentMessage, ContainerReport, CoordinatorMessage, FrameError,
@@ -36,6 +37,8 @@ pub enum LinkError {
     Frame(#[from] FrameError),
     #[error("the coordinator closed the control stream")]
     Closed,
+    #[error("expected the coordinator's welcome, got {0}")]
+    Unexpected(String),
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
     #[error("coordinator refused this agent: {0}")]
@@ -60,7 +63,7 @@ impl Link {
         loop {
             let began = Instant::now();
             match self.session(&mut reports).await {
-                Ok(()) => tracing::info!("link closed by the coordinator"),
+                Ok(()) => tracing::info!("link session ended"),
                 Err(e @ LinkError::Refused(_)) => tracing::error!(error = %e, "link failed"),
                 Err(e) => {
                     crate::telemetry::METRICS
@@ -173,10 +176,26 @@ impl Link {
                 Duration::from_millis(heartbeat_interval_ms.max(200))
             }
             Some(CoordinatorMessage::Refused { reason }) => return Err(LinkError::Refused(reason)),
+            Some(other) => return Err(LinkError::Unexpected(format!("{other:?}"))),
             None => return Err(LinkError::Closed),
         };
 
         let requests = tokio::spawn(self.services.clone().serve(conn.clone()));
+        // Frames from the coordinator on the control stream, read apart (reads are not
+        // cancel-safe inside select!).
+        let (ctl_tx, mut ctl_rx) = mpsc::channel::<CoordinatorMessage>(4);
+        let reader = tokio::spawn(async move {
+            while let Ok(Some(m)) = read_frame::<_, CoordinatorMessage>(&mut recv).await {
+                if ctl_tx.send(m).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let cert = &self.cfg.coordinator.cert;
+        let mut renewal: Option<renew::Pending> = None;
+        let mut renew_check = tokio::time::interval(
+            renew::lifetime(cert).map_or(Duration::from_secs(60), |l| l.check_every()),
+        );
         let mut tick = tokio::time::interval(interval);
         let result = loop {
             tokio::select! {
@@ -191,11 +210,61 @@ impl Link {
                         break Err(e.into());
                     }
                 }
+                _ = renew_check.tick(), if renewal.is_none() => {
+                    if let Some(p) = self.start_renewal() {
+                        let public_key = p.public_key();
+                        if let Err(e) = write_frame(&mut send, &AgentMessage::Renew { public_key }).await {
+                            break Err(e.into());
+                        }
+                        renewal = Some(p);
+                    }
+                }
+                Some(m) = ctl_rx.recv() => match (m, renewal.take()) {
+                    (CoordinatorMessage::Renewed { certificate }, Some(p)) => {
+                        match renew::install(&self.cfg.coordinator, &p, &certificate) {
+                            Ok(()) => {
+                                crate::telemetry::METRICS.cert_renewals.fetch_add(1, Ordering::Relaxed);
+                                tracing::info!(cert = %cert.display(), "certificate renewed; reconnecting with it");
+                                break Ok(());
+                            }
+                            Err(e) => tracing::warn!(error = %e, "renewed certificate not installed"),
+                        }
+                    }
+                    (CoordinatorMessage::RenewRefused { reason }, _) => {
+                        tracing::warn!(%reason, "the coordinator refused to renew this agent's certificate");
+                    }
+                    (other, pending) => {
+                        tracing::debug!(message = ?other, "unexpected control message");
+                        renewal = pending;
+                    }
+                },
                 e = conn.closed() => break Err(e.into()),
             }
         };
+        reader.abort();
         requests.abort();
         result
+    }
+
+    /// A new key to renew with, when the certificate has less than a third of its life left.
+    fn start_renewal(&self) -> Option<renew::Pending> {
+        let cert = &self.cfg.coordinator.cert;
+        let lifetime = renew::lifetime(cert)
+            .map_err(|e| tracing::warn!(error = %e, "cannot read the link certificate's validity"))
+            .ok()?;
+        crate::telemetry::METRICS
+            .cert_not_after
+            .store(lifetime.not_after, Ordering::Relaxed);
+        if !lifetime.due() {
+            return None;
+        }
+        tracing::info!(
+            not_after = %berth_shared::time::rfc3339(lifetime.not_after.max(0) as u64),
+            "certificate nears its end; asking the coordinator to renew it"
+        );
+        renew::Pending::new()
+            .map_err(|e| tracing::warn!(error = %e, "renewal key"))
+            .ok()
     }
 
     async fn offer(&self, spec: &berth_shared::protocol::ContainerSpec) -> Response {

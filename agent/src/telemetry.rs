@@ -15,6 +15,9 @@ pub struct Telemetry {
     pub reconcile_failed: AtomicU64,
     pub link_connected: AtomicBool,
     pub ssh_sessions: AtomicI64,
+    /// Unix time the link certificate expires (0 until read).
+    pub cert_not_after: AtomicI64,
+    pub cert_renewals: AtomicU64,
     containerd: Mutex<BTreeMap<&'static str, Arc<Histogram>>>,
 }
 
@@ -117,6 +120,30 @@ impl Telemetry {
             "berth_agent_link_connected",
             &[],
             u8::from(self.link_connected.load(Ordering::Relaxed)).into(),
+        );
+        header(
+            &mut out,
+            "berth_agent_certificate_expiry_seconds",
+            "gauge",
+            "Unix time at which the agent's link certificate expires.",
+        );
+        sample(
+            &mut out,
+            "berth_agent_certificate_expiry_seconds",
+            &[],
+            self.cert_not_after.load(Ordering::Relaxed) as f64,
+        );
+        header(
+            &mut out,
+            "berth_agent_certificate_renewals_total",
+            "counter",
+            "Link certificates renewed over the link since start.",
+        );
+        sample(
+            &mut out,
+            "berth_agent_certificate_renewals_total",
+            &[],
+            self.cert_renewals.load(Ordering::Relaxed) as f64,
         );
         header(
             &mut out,

@@ -54,7 +54,7 @@ pub struct LinkConfig {
     /// UDP address of the QUIC endpoint agents dial.
     pub listen: SocketAddr,
     pub ca_cert: PathBuf,
-    /// Only needed by `tls init` / `tls issue-agent`; the server itself never reads it.
+    /// Signs agent certificates: `tls issue-agent`, enrollment and renewal over the link.
     pub ca_key: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -66,6 +66,10 @@ pub struct LinkConfig {
     pub heartbeat_grace: Duration,
     #[serde(default = "default_heartbeat", with = "serde_duration")]
     pub heartbeat_interval: Duration,
+    /// Lifetime of the agent certificates this coordinator signs. Agents renew theirs over the
+    /// link when a third of it is left.
+    #[serde(default = "default_agent_cert_validity", with = "serde_duration")]
+    pub agent_cert_validity: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +181,9 @@ fn default_grace() -> Duration {
 fn default_heartbeat() -> Duration {
     Duration::from_secs(5)
 }
+fn default_agent_cert_validity() -> Duration {
+    Duration::from_secs(30 * 86_400)
+}
 fn default_alg() -> JwtAlgorithm {
     JwtAlgorithm::HS256
 }
@@ -231,6 +238,9 @@ impl Config {
         }
         if self.link.heartbeat_grace <= self.link.heartbeat_interval {
             return Err("[link] heartbeat_grace must exceed heartbeat_interval".into());
+        }
+        if self.link.agent_cert_validity < Duration::from_secs(10) {
+            return Err("[link] agent_cert_validity must be at least 10s".into());
         }
         if !self
             .images

@@ -308,6 +308,25 @@ async fn serve_agent(app: Arc<App>, incoming: quinn::Incoming) -> Result<(), Hub
                 app.hub.touch(&key, None);
                 app.on_report(&key, report).await;
             }
+            Ok(Some(AgentMessage::Renew { public_key })) => {
+                // The host key comes from this connection's verified certificate (checked
+                // at hello), never from the message.
+                let answer = match crate::pki::issue_for_key(&app.config.link, &key, &public_key) {
+                    Ok((certificate, _)) => {
+                        tracing::info!(host = %key, "agent certificate renewed");
+                        CoordinatorMessage::Renewed { certificate }
+                    }
+                    Err(e) => {
+                        tracing::warn!(host = %key, error = %e, "agent certificate renewal refused");
+                        CoordinatorMessage::RenewRefused {
+                            reason: e.to_string(),
+                        }
+                    }
+                };
+                if let Err(e) = write_frame(&mut send, &answer).await {
+                    break Err(e.into());
+                }
+            }
             Ok(Some(AgentMessage::Hello { .. })) => {
                 break Err(HubError::Refused("second hello".into()))
             }

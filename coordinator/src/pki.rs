@@ -1,5 +1,6 @@
-//! The cluster CA: `tls init` makes it and the coordinator's certificate, `tls issue-agent`
-//! signs an agent certificate whose DNS name is the agent's host key.
+//! The cluster CA: `tls init` makes it and the coordinator's certificate, `tls issue-agent`,
+//! enrollment and renewal sign agent certificates whose DNS name is the agent's host key and
+//! whose lifetime is `[link] agent_cert_validity`.
 
 use crate::config::LinkConfig;
 use rcgen::{
@@ -9,6 +10,7 @@ use rcgen::{
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -23,6 +25,8 @@ pub enum PkiError {
     BadHostKey(String),
     #[error("the public key must be an uncompressed P-256 point")]
     BadPublicKey,
+    #[error("certificate validity {0:?} is out of range")]
+    Validity(Duration),
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> PkiError + '_ {
@@ -63,6 +67,23 @@ fn ca_params() -> Result<CertificateParams, PkiError> {
         KeyUsagePurpose::DigitalSignature,
     ];
     Ok(p)
+}
+
+/// Sets an agent certificate's lifetime: from a little before now (clock skew between hosts)
+/// to `link.agent_cert_validity` from now.
+fn agent_validity(p: &mut CertificateParams, link: &LinkConfig) -> Result<(), PkiError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let valid = link.agent_cert_validity;
+    let skew = (valid / 10).min(Duration::from_secs(60));
+    let at = |d: Duration| {
+        time::OffsetDateTime::from_unix_timestamp(d.as_secs() as i64)
+            .map_err(|_| PkiError::Validity(valid))
+    };
+    p.not_before = at(now.saturating_sub(skew))?;
+    p.not_after = at(now + valid)?;
+    Ok(())
 }
 
 fn issuer(link: &LinkConfig) -> Result<Issuer<'static, KeyPair>, PkiError> {
@@ -113,11 +134,12 @@ pub fn issue_agent(link: &LinkConfig, host_key: &str, out: &Path) -> Result<(), 
     }
     let issuer = issuer(link)?;
     let key = KeyPair::generate()?;
-    let params = leaf(
+    let mut params = leaf(
         vec![host_key.to_string()],
         host_key,
         ExtendedKeyUsagePurpose::ClientAuth,
     )?;
+    agent_validity(&mut params, link)?;
     let cert = params.signed_by(&key, &issuer)?;
     let ca = std::fs::read_to_string(&link.ca_cert).map_err(io_err(&link.ca_cert))?;
     write(&out.join("agent.key"), &key.serialize_pem(), true)?;
@@ -173,7 +195,8 @@ impl rcgen::PublicKeyData for P256Public {
 }
 
 /// Signs a client certificate for `host_key` over the agent's own P-256 public key (its
-/// private key never leaves the agent); returns `(certificate, CA certificate)` PEM.
+/// private key never leaves the agent): enrollment and renewal. Returns `(certificate, CA
+/// certificate)` PEM.
 pub fn issue_for_key(
     link: &LinkConfig,
     host_key: &str,
@@ -186,11 +209,12 @@ pub fn issue_for_key(
         return Err(PkiError::BadPublicKey);
     }
     let issuer = issuer(link)?;
-    let params = leaf(
+    let mut params = leaf(
         vec![host_key.to_string()],
         host_key,
         ExtendedKeyUsagePurpose::ClientAuth,
     )?;
+    agent_validity(&mut params, link)?;
     let cert = params.signed_by(&P256Public(public_key.to_vec()), &issuer)?;
     let ca = std::fs::read_to_string(&link.ca_cert).map_err(io_err(&link.ca_cert))?;
     Ok((cert.pem(), ca))

@@ -154,6 +154,12 @@ pub enum AgentMessage {
         inventory: Vec<ContainerReport>,
     },
     Status(ContainerReport),
+    /// The agent's certificate nears its end: sign this new P-256 public key (uncompressed
+    /// point) for the same host key. Answered by [`CoordinatorMessage::Renewed`] or
+    /// [`CoordinatorMessage::RenewRefused`] on the control stream.
+    Renew {
+        public_key: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +171,13 @@ pub enum CoordinatorMessage {
         specs: Vec<ContainerSpec>,
     },
     Refused {
+        reason: String,
+    },
+    /// The new certificate (PEM) for the key sent with [`AgentMessage::Renew`].
+    Renewed {
+        certificate: String,
+    },
+    RenewRefused {
         reason: String,
     },
 }

@@ -1,6 +1,7 @@
 //! Ingress on ports 8000–8999: the agent listens on the host port and relays each TCP
 //! connection to the container's address and `target_port` (a userspace relay also serves
-//! connections from the host itself, which DNAT would not). One owner per host port.
+//! connections from the host itself, which DNAT would not); bytes move with `splice(2)`
+//! ([`super::relay`]). One owner per host port.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -18,21 +19,15 @@ pub struct Forwards {
 
 async fn relay(listener: TcpListener, to: SocketAddrV4) {
     loop {
-        let Ok((mut inbound, _)) = listener.accept().await else {
+        let Ok((inbound, _)) = listener.accept().await else {
             continue;
         };
         tokio::spawn(async move {
             let _ = inbound.set_nodelay(true);
             match TcpStream::connect(to).await {
-                Ok(mut outbound) => {
+                Ok(outbound) => {
                     let _ = outbound.set_nodelay(true);
-                    let _ = tokio::io::copy_bidirectional_with_sizes(
-                        &mut inbound,
-                        &mut outbound,
-                        super::RELAY_BUF,
-                        super::RELAY_BUF,
-                    )
-                    .await;
+                    let _ = super::relay::relay(&inbound, &outbound).await;
                 }
                 Err(e) => tracing::debug!(%to, error = %e, "ingress: container did not answer"),
             }

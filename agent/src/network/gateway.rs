@@ -47,26 +47,46 @@ fn host_of(head: &[u8]) -> Option<String> {
     })
 }
 
-async fn splice<S>(mut client: S, dest: SocketAddrV4, head: &[u8])
+const BAD_GATEWAY: &[u8] =
+    b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+
+/// Connects to the container and sends it what was already read from the client.
+async fn upstream(dest: SocketAddrV4, head: &[u8]) -> Option<TcpStream> {
+    let mut up = TcpStream::connect(dest).await.ok()?;
+    let _ = up.set_nodelay(true);
+    up.write_all(head).await.ok()?;
+    Some(up)
+}
+
+/// Plain HTTP: after the head, bytes move with `splice(2)`.
+async fn pass_plain(mut client: TcpStream, dest: SocketAddrV4, head: &[u8]) {
+    match upstream(dest, head).await {
+        Some(up) => {
+            let _ = super::relay::relay(&client, &up).await;
+        }
+        None => {
+            let _ = client.write_all(BAD_GATEWAY).await;
+        }
+    }
+}
+
+/// TLS: decrypted here, so bytes go through user space in large buffers.
+async fn pass_tls<S>(mut client: S, dest: SocketAddrV4)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    match TcpStream::connect(dest).await {
-        Ok(mut up) => {
-            let _ = up.set_nodelay(true);
-            if up.write_all(head).await.is_ok() {
-                let _ = tokio::io::copy_bidirectional_with_sizes(
-                    &mut client,
-                    &mut up,
-                    super::RELAY_BUF,
-                    super::RELAY_BUF,
-                )
-                .await;
-            }
+    match upstream(dest, &[]).await {
+        Some(mut up) => {
+            let _ = tokio::io::copy_bidirectional_with_sizes(
+                &mut client,
+                &mut up,
+                super::RELAY_BUF,
+                super::RELAY_BUF,
+            )
+            .await;
         }
-        Err(_) => {
-            let msg = b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-            let _ = client.write_all(msg).await;
+        None => {
+            let _ = client.write_all(BAD_GATEWAY).await;
         }
     }
 }
@@ -104,7 +124,7 @@ impl Gateway {
                 }
                 let host = host_of(&head).unwrap_or_default();
                 match gw.lookup(false, &host) {
-                    Some(dest) => splice(conn, dest, &head).await,
+                    Some(dest) => pass_plain(conn, dest, &head).await,
                     None => {
                         let _ = conn.write_all(&not_found(&host)).await;
                     }
@@ -135,7 +155,7 @@ impl Gateway {
                     .unwrap_or_default()
                     .to_ascii_lowercase();
                 match gw.lookup(true, &host) {
-                    Some(dest) => splice(tls, dest, &[]).await,
+                    Some(dest) => pass_tls(tls, dest).await,
                     None => {
                         let _ = tls.write_all(&not_found(&host)).await;
                         let _ = tls.shutdown().await;
