@@ -44,9 +44,19 @@ pub struct Config {
     pub ingress: IngressConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub images: ImagesConfig,
 }
 
 /// Prometheus `/metrics`, on its own address (off when `listen` is not set).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImagesConfig {
+    /// Registries (base URLs, `http://host:port`) this agent pulls images from when a
+    /// container's image is not in containerd yet; references name them by `host:port`.
+    pub registries: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {

@@ -325,7 +325,13 @@ impl Reconciler {
         }
         if self.rt.container(id).await?.is_none() {
             self.report(spec, ObservedState::Initializing, None);
-            let img = self.rt.image(&spec.image, self.cfg.arch().as_str()).await?;
+            let arch = self.cfg.arch();
+            let registries = &self.cfg.images.registries;
+            if !registries.is_empty() && !self.rt.has_image(&spec.image).await? {
+                tracing::info!(id, image = %spec.image, "pulling the image");
+                self.rt.pull(registries, &spec.image, arch.as_str()).await?;
+            }
+            let img = self.rt.image(&spec.image, arch.as_str()).await?;
             let vols = self
                 .volumes
                 .ensure(id, &spec.mount_paths, spec.storage_gb)?;

@@ -96,10 +96,16 @@ pub struct App {
     /// Serialises quota checks with the inserts they guard.
     pub(crate) quota_lock: tokio::sync::Mutex<()>,
     pub telemetry: crate::telemetry::Telemetry,
+    pub registry: Option<crate::registry::Registry>,
 }
 
 impl App {
     pub fn new(config: Config, store: Store, auth: Authenticator) -> App {
+        let registry = config
+            .images
+            .registry
+            .as_deref()
+            .map(crate::registry::Registry::new);
         App {
             config,
             store,
@@ -108,6 +114,7 @@ impl App {
             events: broadcast::channel(1024).0,
             quota_lock: tokio::sync::Mutex::new(()),
             telemetry: Default::default(),
+            registry,
         }
     }
 

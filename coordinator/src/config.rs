@@ -155,6 +155,10 @@ pub struct ImagesConfig {
     pub default: String,
     #[serde(default)]
     pub builtin: Vec<BuiltinImage>,
+    /// A registry (distribution v2, `http://host:port`) whose images users may run as
+    /// `host:port/<repo>:<tag>`; agents pull them (their `[images] registries`).
+    #[serde(default)]
+    pub registry: Option<String>,
 }
 
 impl Default for ImagesConfig {
@@ -165,6 +169,7 @@ impl Default for ImagesConfig {
                 name: "Berth base (busybox)".into(),
                 image: "berth.local/base:latest".into(),
             }],
+            registry: None,
         }
     }
 }
@@ -249,6 +254,15 @@ impl Config {
             .any(|b| b.image == self.images.default)
         {
             return Err("[images] default must be one of the builtin images".into());
+        }
+        if let Some(r) = &self.images.registry {
+            let authority = r
+                .strip_prefix("http://")
+                .unwrap_or_default()
+                .trim_end_matches('/');
+            if authority.is_empty() || authority.contains('/') {
+                return Err("[images] registry must look like http://host:port".into());
+            }
         }
         Ok(())
     }

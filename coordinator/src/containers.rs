@@ -4,7 +4,7 @@
 use crate::app::{App, Error};
 use crate::placement::{self, Demand};
 use crate::store::ContainerRecord;
-use berth_shared::api::{self, ContainerStatus, QuotaDetail};
+use berth_shared::api::{self, ContainerStatus, Image, QuotaDetail};
 use berth_shared::ids;
 use berth_shared::protocol::{ContainerSpec, DesiredState, IngressSpec, Request, Resources};
 use berth_shared::validation::{self, CreateLimits};
@@ -65,6 +65,55 @@ impl App {
         })
     }
 
+    /// `GET /compute/images`: the builtin images, then the registry's (503 when the
+    /// configured registry does not answer).
+    pub async fn images(&self) -> Result<Vec<Image>, Error> {
+        let mut list: Vec<Image> = self
+            .config
+            .images
+            .builtin
+            .iter()
+            .map(|b| Image {
+                name: b.name.clone(),
+                image: b.image.clone(),
+                source: "builtin".into(),
+            })
+            .collect();
+        if let Some(r) = &self.registry {
+            let found = r
+                .images()
+                .await
+                .map_err(|e| Error::Unavailable(e.to_string()))?;
+            list.extend(found.into_iter().map(|image| {
+                Image {
+                    name: image
+                        .split_once('/')
+                        .map_or(&*image, |(_, n)| n)
+                        .to_string(),
+                    image,
+                    source: "registry".into(),
+                }
+            }));
+        }
+        Ok(list)
+    }
+
+    /// Whether `image` may be used: a builtin one, or one the registry holds.
+    async fn image_listed(&self, image: &str) -> Result<bool, Error> {
+        if self.config.images.builtin.iter().any(|b| b.image == image) {
+            return Ok(true);
+        }
+        match &self.registry {
+            Some(r) if r.names(image) => Ok(r
+                .images()
+                .await
+                .map_err(|e| Error::Unavailable(e.to_string()))?
+                .iter()
+                .any(|i| i == image)),
+            _ => Ok(false),
+        }
+    }
+
     /// The caller's container, or `NotFound` — also when it is someone else's.
     pub fn owned(&self, user: &str, id: &str) -> Result<ContainerRecord, Error> {
         if !ids::is_container_id(id) {
@@ -104,7 +153,7 @@ impl App {
             .image
             .take()
             .unwrap_or_else(|| self.config.images.default.clone());
-        if !self.config.images.builtin.iter().any(|b| b.image == image) {
+        if !self.image_listed(&image).await? {
             return Err(Error::invalid(
                 "image",
                 "must be an image listed by GET /compute/images",

@@ -23,6 +23,7 @@ mod lifecycle;
 pub mod pki;
 pub mod placement;
 mod quota;
+pub mod registry;
 mod settings;
 pub mod store;
 pub mod telemetry;

@@ -21,7 +21,7 @@ fn bin_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"))
 }
 
-fn image_tar() -> PathBuf {
+pub fn image_tar() -> PathBuf {
     std::env::var_os("BERTH_TEST_IMAGE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -29,7 +29,7 @@ fn image_tar() -> PathBuf {
         })
 }
 
-fn free_tcp_port() -> Result<u16> {
+pub fn free_tcp_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

@@ -4,6 +4,7 @@
 pub mod exec;
 mod image;
 pub mod oci;
+mod pull;
 
 pub use image::ImageInfo;
 
@@ -53,6 +54,10 @@ pub enum RuntimeError {
 impl RuntimeError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, RuntimeError::NotFound { .. })
+    }
+
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, RuntimeError::AlreadyExists { .. })
     }
 }
 

@@ -3,7 +3,6 @@
 use super::filters::{allow, authed, boxed, containers_res};
 use crate::app::App;
 use crate::auth::User;
-use berth_shared::api::Image;
 use std::collections::HashMap;
 use std::sync::Arc;
 use warp::filters::BoxedFilter;
@@ -15,17 +14,7 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Box<dyn Reply>,)> {
         .and(authed(app.clone()))
         .and_then(|u: User, app: Arc<App>| async move {
             allow(&u, &containers_res(&u), "read")?;
-            let list: Vec<Image> = app
-                .config
-                .images
-                .builtin
-                .iter()
-                .map(|b| Image {
-                    name: b.name.clone(),
-                    image: b.image.clone(),
-                    source: "builtin".into(),
-                })
-                .collect();
+            let list = app.images().await?;
             Ok::<_, Rejection>(boxed(warp::reply::json(&list)))
         });
     let quota = warp::path!("compute" / "quota")
