@@ -207,13 +207,23 @@ async fn container_settings_round_trip() -> Result<()> {
         ("GET", p("/ssh")),
         ("PUT", p("/ssh")),
         ("GET", p("/mounts")),
+        ("PUT", p("/mounts")),
         ("GET", p("/ingress")),
+        ("POST", p("/ingress")),
+        ("DELETE", p("/ingress/8080")),
         ("GET", p("/events")),
         ("PATCH", p("")),
         ("POST", p("/actions")),
     ] {
-        let body =
-            (m != "GET").then(|| json!({"ssh_enabled": true, "name": "y", "type": "reboot"}));
+        // A body each route would accept from the owner: the 404 is about ownership only.
+        let body = match (m, path.rsplit('/').next()) {
+            ("GET" | "DELETE", _) => None,
+            (_, Some("ssh")) => Some(json!({"ssh_enabled": true})),
+            (_, Some("mounts")) => Some(json!({"mount_paths": ["/data"]})),
+            (_, Some("ingress")) => Some(json!({"port": 8123})),
+            (_, Some("actions")) => Some(json!({"type": "reboot"})),
+            _ => Some(json!({"name": "y"})),
+        };
         assert_eq!(bob.call(m, &path, body).await?.0, 404, "{m} {path}");
     }
 
