@@ -256,11 +256,7 @@ impl Config {
             return Err("[images] default must be one of the builtin images".into());
         }
         if let Some(r) = &self.images.registry {
-            let authority = r
-                .strip_prefix("http://")
-                .unwrap_or_default()
-                .trim_end_matches('/');
-            if authority.is_empty() || authority.contains('/') {
+            if berth_shared::images::registry_authority(r).is_none() {
                 return Err("[images] registry must look like http://host:port".into());
             }
         }

@@ -127,20 +127,26 @@ pub fn init(link: &LinkConfig, force: bool) -> Result<bool, PkiError> {
     Ok(new_ca)
 }
 
-/// Signs a certificate for an agent; writes `agent.pem`, `agent.key` and `ca.pem` into `out`.
-pub fn issue_agent(link: &LinkConfig, host_key: &str, out: &Path) -> Result<(), PkiError> {
+/// An agent's client certificate parameters: its host key as name, `[link]
+/// agent_cert_validity` as lifetime.
+fn agent_params(link: &LinkConfig, host_key: &str) -> Result<CertificateParams, PkiError> {
     if !berth_shared::ids::is_host_key(host_key) {
         return Err(PkiError::BadHostKey(host_key.to_string()));
     }
-    let issuer = issuer(link)?;
-    let key = KeyPair::generate()?;
     let mut params = leaf(
         vec![host_key.to_string()],
         host_key,
         ExtendedKeyUsagePurpose::ClientAuth,
     )?;
     agent_validity(&mut params, link)?;
-    let cert = params.signed_by(&key, &issuer)?;
+    Ok(params)
+}
+
+/// Signs a certificate for an agent; writes `agent.pem`, `agent.key` and `ca.pem` into `out`.
+pub fn issue_agent(link: &LinkConfig, host_key: &str, out: &Path) -> Result<(), PkiError> {
+    let params = agent_params(link, host_key)?;
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer(link)?)?;
     let ca = std::fs::read_to_string(&link.ca_cert).map_err(io_err(&link.ca_cert))?;
     write(&out.join("agent.key"), &key.serialize_pem(), true)?;
     write(&out.join("agent.pem"), &cert.pem(), false)?;
@@ -202,20 +208,11 @@ pub fn issue_for_key(
     host_key: &str,
     public_key: &[u8],
 ) -> Result<(String, String), PkiError> {
-    if !berth_shared::ids::is_host_key(host_key) {
-        return Err(PkiError::BadHostKey(host_key.to_string()));
-    }
+    let params = agent_params(link, host_key)?;
     if public_key.len() != 65 || public_key[0] != 4 {
         return Err(PkiError::BadPublicKey);
     }
-    let issuer = issuer(link)?;
-    let mut params = leaf(
-        vec![host_key.to_string()],
-        host_key,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    )?;
-    agent_validity(&mut params, link)?;
-    let cert = params.signed_by(&P256Public(public_key.to_vec()), &issuer)?;
+    let cert = params.signed_by(&P256Public(public_key.to_vec()), &issuer(link)?)?;
     let ca = std::fs::read_to_string(&link.ca_cert).map_err(io_err(&link.ca_cert))?;
     Ok((cert.pem(), ca))
 }

@@ -2,6 +2,7 @@
 //! images it holds, for `GET /compute/images` and for checking `image` on create. Listings are
 //! cached for a few seconds so a page of requests does not become a page of registry calls.
 
+use berth_shared::images;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -38,9 +39,8 @@ impl Registry {
     /// `url` is validated by the config (`http://host[:port]`).
     pub fn new(url: &str) -> Registry {
         let base = url.trim_end_matches('/').to_string();
-        let authority = base
-            .split_once("://")
-            .map_or(&*base, |(_, a)| a)
+        let authority = images::registry_authority(url)
+            .unwrap_or_default()
             .to_string();
         Registry {
             base,
@@ -93,8 +93,6 @@ impl Registry {
 
     /// Whether `image` names this registry (then it must be listed by it).
     pub fn names(&self, image: &str) -> bool {
-        image
-            .split_once('/')
-            .is_some_and(|(authority, _)| authority == self.authority)
+        images::parse_reference(image).is_some_and(|(authority, _, _)| authority == self.authority)
     }
 }

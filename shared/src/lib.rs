@@ -12,6 +12,7 @@ pub mod api;
 pub mod catalog;
 pub mod config;
 pub mod ids;
+pub mod images;
 pub mod prom;
 pub mod protocol;
 pub mod sdnotify;

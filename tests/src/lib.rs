@@ -189,14 +189,7 @@ key = "{d}/tls/agent.key"
         };
         c.coordinator_cmd(&["tls", "init"])?;
         let tls = c.dir.join("tls");
-        c.coordinator_cmd(&[
-            "tls",
-            "issue-agent",
-            "--host-key",
-            &c.host_key,
-            "--out",
-            &tls.display().to_string(),
-        ])?;
+        c.issue_agent_certificate(&c.host_key, &tls)?;
         c.coordinator_cmd(&["tls", "issue-ingress", "--out", &tls.display().to_string()])?;
         run(Command::new("ctr")
             .args([
@@ -346,6 +339,13 @@ key = "{t}/agent.key"
     /// An agent certificate from this cluster's CA.
     pub fn certificate(&self, host_key: &str) -> Result<PathBuf> {
         let out = self.dir.join(format!("cert-{host_key}"));
+        self.issue_agent_certificate(host_key, &out)?;
+        Ok(out)
+    }
+
+    /// `tls issue-agent` for `host_key` into `out` (agent.pem, agent.key, ca.pem), with the
+    /// coordinator config as it is on disk now.
+    pub fn issue_agent_certificate(&self, host_key: &str, out: &Path) -> Result<()> {
         self.coordinator_cmd(&[
             "tls",
             "issue-agent",
@@ -354,7 +354,7 @@ key = "{t}/agent.key"
             "--out",
             &out.display().to_string(),
         ])?;
-        Ok(out)
+        Ok(())
     }
 
     fn link_addr(&self) -> Result<String> {

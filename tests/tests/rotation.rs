@@ -21,14 +21,7 @@ async fn agents_renew_their_certificates_without_touching_containers() -> Result
     c.kill_coordinator()?;
     c.kill_agent()?;
     let tls = c.dir.join("tls");
-    c.coordinator_cmd(&[
-        "tls",
-        "issue-agent",
-        "--host-key",
-        &c.host_key,
-        "--out",
-        &tls.display().to_string(),
-    ])?;
+    c.issue_agent_certificate(&c.host_key, &tls)?;
     let issued_at = Instant::now();
     let first_cert = std::fs::read_to_string(tls.join("agent.pem"))?;
     let first_key = std::fs::read_to_string(tls.join("agent.key"))?;

@@ -3,7 +3,7 @@
 
 use super::{grpc, Runtime, RuntimeError};
 use aws_lc_rs::digest;
-use containerd_client::services::v1::{GetImageRequest, ReadContentRequest};
+use containerd_client::services::v1::{GetImageRequest, Image, ReadContentRequest};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
@@ -67,13 +67,18 @@ struct RootFs {
     diff_ids: Vec<String>,
 }
 
+/// The OCI digest of `data`: `sha256:<hex>`.
+pub fn sha256(data: &[u8]) -> String {
+    let d = digest::digest(&digest::SHA256, data);
+    format!("sha256:{}", berth_shared::ids::hex(d.as_ref()))
+}
+
 /// `chain[0] = diff[0]`, `chain[n] = sha256(chain[n-1] + " " + diff[n])`.
 pub fn chain_id(diff_ids: &[String]) -> Option<String> {
     let mut it = diff_ids.iter();
     let mut chain = it.next()?.clone();
     for d in it {
-        let h = digest::digest(&digest::SHA256, format!("{chain} {d}").as_bytes());
-        chain = format!("sha256:{}", berth_shared::ids::hex(h.as_ref()));
+        chain = sha256(format!("{chain} {d}").as_bytes());
     }
     Some(chain)
 }
@@ -105,26 +110,31 @@ impl Runtime {
         Ok(out)
     }
 
-    /// Resolves `name` (as stored in containerd) for `arch` on linux.
-    pub async fn image(&self, name: &str, arch: &str) -> Result<ImageInfo, RuntimeError> {
-        let bad = |reason: String| RuntimeError::Image {
-            image: name.to_string(),
-            reason,
-        };
-        let image = match self
+    /// containerd's record of image `name`, if it has one.
+    pub async fn get_image(&self, name: &str) -> Result<Option<Image>, RuntimeError> {
+        match self
             .client
             .images()
             .get(self.req(GetImageRequest { name: name.into() }))
             .await
             .map_err(grpc("get image"))
         {
-            Ok(r) => r.into_inner().image,
-            Err(e) if e.is_not_found() => return Err(bad("is not present on this host".into())),
-            Err(e) => return Err(e),
+            Ok(r) => Ok(r.into_inner().image),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Resolves `name` (as stored in containerd) for `arch` on linux.
+    pub async fn image(&self, name: &str, arch: &str) -> Result<ImageInfo, RuntimeError> {
+        let bad = |reason: String| RuntimeError::Image {
+            image: name.to_string(),
+            reason,
         };
-        let target = image
-            .and_then(|i| i.target)
-            .ok_or_else(|| bad("has no target".into()))?;
+        let Some(image) = self.get_image(name).await? else {
+            return Err(bad("is not present on this host".into()));
+        };
+        let target = image.target.ok_or_else(|| bad("has no target".into()))?;
         let mut digest = target.digest;
         for _ in 0..3 {
             let blob = self.read_blob(&digest).await?;

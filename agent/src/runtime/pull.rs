@@ -5,15 +5,14 @@
 //! the diff service, then the image record. Only registries named in `[images] registries`
 //! are used.
 
-use super::image::chain_id;
+use super::image::{chain_id, sha256};
 use super::{grpc, Runtime, RuntimeError};
-use aws_lc_rs::digest;
+use berth_shared::images;
 use containerd_client::services::v1::snapshots::{
     CommitSnapshotRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest,
 };
 use containerd_client::services::v1::{
-    ApplyRequest, CreateImageRequest, GetImageRequest, Image, InfoRequest, WriteAction,
-    WriteContentRequest,
+    ApplyRequest, CreateImageRequest, Image, InfoRequest, WriteAction, WriteContentRequest,
 };
 use containerd_client::types::Descriptor;
 use futures_util::StreamExt;
@@ -62,21 +61,6 @@ struct RootFs {
     diff_ids: Vec<String>,
 }
 
-/// `host[:port]/repository[:tag]` split into its parts (tag `latest` when omitted).
-pub fn parse_reference(reference: &str) -> Option<(&str, &str, &str)> {
-    let (authority, rest) = reference.split_once('/')?;
-    let (repo, tag) = match rest.rsplit_once(':') {
-        Some((r, t)) if !t.contains('/') => (r, t),
-        _ => (rest, "latest"),
-    };
-    let ok = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c))
-    };
-    (ok(authority) && ok(repo) && ok(tag) && !repo.contains("..")).then_some((authority, repo, tag))
-}
-
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
@@ -98,11 +82,6 @@ async fn fetch(http: &reqwest::Client, url: String) -> Result<reqwest::Response,
     Ok(resp)
 }
 
-fn sha256(data: &[u8]) -> String {
-    let d = digest::digest(&digest::SHA256, data);
-    format!("sha256:{}", berth_shared::ids::hex(d.as_ref()))
-}
-
 impl Runtime {
     fn pull_error(&self, image: &str, reason: impl std::fmt::Display) -> RuntimeError {
         RuntimeError::Image {
@@ -119,11 +98,11 @@ impl Runtime {
         arch: &str,
     ) -> Result<(), RuntimeError> {
         let bad = |r: String| self.pull_error(reference, r);
-        let (authority, repo, tag) =
-            parse_reference(reference).ok_or_else(|| bad("is not a registry reference".into()))?;
+        let (authority, repo, tag) = images::parse_reference(reference)
+            .ok_or_else(|| bad("is not a registry reference".into()))?;
         let base = registries
             .iter()
-            .find(|u| u.split_once("://").map(|(_, a)| a.trim_end_matches('/')) == Some(authority))
+            .find(|u| images::registry_authority(u) == Some(authority))
             .ok_or_else(|| {
                 bad(format!(
                     "registry {authority} is not in [images] registries"
@@ -271,17 +250,7 @@ impl Runtime {
     }
 
     pub async fn has_image(&self, name: &str) -> Result<bool, RuntimeError> {
-        match self
-            .client
-            .images()
-            .get(self.req(GetImageRequest { name: name.into() }))
-            .await
-            .map_err(grpc("get image"))
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        Ok(self.get_image(name).await?.is_some())
     }
 
     async fn has_content(&self, digest: &str) -> Result<bool, RuntimeError> {
@@ -494,24 +463,4 @@ impl futures_util::Stream for Requests {
 enum Source {
     Bytes(Vec<u8>),
     Http(reqwest::Response),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references_split_into_registry_repository_and_tag() {
-        assert_eq!(
-            parse_reference("127.0.0.1:5000/team/app:v1"),
-            Some(("127.0.0.1:5000", "team/app", "v1"))
-        );
-        assert_eq!(
-            parse_reference("registry.example.com/app"),
-            Some(("registry.example.com", "app", "latest"))
-        );
-        assert_eq!(parse_reference("app:v1"), None);
-        assert_eq!(parse_reference("r.example/../x:1"), None);
-        assert_eq!(parse_reference("r.example/a b:1"), None);
-    }
 }
