@@ -1,7 +1,8 @@
 //! The shared 80/443 ingress of a host, with curl: HTTP routed by `Host: <id>.<domain>`,
 //! HTTPS terminated by the agent (certificate from `tls issue-ingress`, checked against the
-//! cluster CA) and routed by SNI, to busybox httpd in the container; an unknown name gets a
-//! 404 page at once; a removed rule stops routing.
+//! cluster CA) and routed by SNI, to busybox httpd in the container; the client's connection
+//! is kept across requests though httpd closes its own; a `Host` naming another site on a TLS
+//! connection is `421`; an unknown name gets a 404 page at once; a removed rule stops routing.
 
 use anyhow::Result;
 use berth_tests::{containerd, run, Cluster};
@@ -76,6 +77,40 @@ async fn http_and_https_by_name() -> Result<()> {
     ])?;
     assert_eq!(std::fs::read(&big_direct)?.len(), 3_000_000);
     assert!(std::fs::read(&big_direct)? == std::fs::read(&big_tls)?);
+    // httpd closes after every response, yet the client's TLS connection carries all three.
+    let reused = curl(&[
+        "--cacert",
+        &ca,
+        "--resolve",
+        &https_resolve,
+        "-w",
+        "%{num_connects} %{http_code},",
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        "-o",
+        "/dev/null",
+        &https,
+        &format!("{https}big"),
+        &https,
+    ])?;
+    assert_eq!(reused, "1 200,0 200,0 200,");
+    // A request for another name on this TLS connection is misdirected.
+    let code = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--cacert",
+        &ca,
+        "--resolve",
+        &https_resolve,
+        "-H",
+        "Host: nosuch00.berth.test",
+        &https,
+    ])?;
+    assert_eq!(code, "421");
 
     // Unknown names: a 404 page, not a hang, on both.
     let other = "nosuch00.berth.test";

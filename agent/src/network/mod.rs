@@ -9,16 +9,13 @@ mod cni;
 pub mod forward;
 pub mod gateway;
 mod netns;
+mod proxy;
 mod relay;
 
 use crate::config::NetworkConfig;
 use crate::state::{State, StateError};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-
-/// Buffer per direction of the TLS gateway's copy (plain relays use `splice`): large enough
-/// that bulk transfers move in few system calls.
-pub const RELAY_BUF: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
