@@ -86,6 +86,8 @@ fn playbook_lints_and_rolls_out_into_a_prefix() -> Result<()> {
         Some(0),
         "a second run changed something:\n{second}"
     );
+    let sysctl = std::fs::read_to_string(root.join("etc/sysctl.d/60-berth-agent.conf"))?;
+    assert!(sysctl.contains("\nnet.ipv4.tcp_tw_reuse = 1\n"), "{sysctl}");
 
     for (unit, program) in [
         ("berth-agent", "berth-agent"),

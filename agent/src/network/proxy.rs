@@ -25,6 +25,9 @@ type Body = BoxBody<Bytes, hyper::Error>;
 /// How long a client may take to send a request head (also bounds idle keep-alive).
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Reads from containers are this large, so bodies cross in few system calls and hand-offs.
+const READ_BUF: usize = 256 * 1024;
+
 /// Where a client connection came in.
 pub struct Front {
     pub peer: IpAddr,
@@ -45,6 +48,7 @@ impl Default for Upstream {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_timer(TokioTimer::new())
+            .http1_read_buf_exact_size(READ_BUF)
             .set_host(false)
             .build(connector);
         Upstream(client)
