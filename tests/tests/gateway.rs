@@ -18,6 +18,11 @@ fn curl(args: &[&str]) -> Result<String> {
         .args(args))
 }
 
+/// The HTTP status curl gets, the body dropped.
+fn status(args: &[&str]) -> Result<String> {
+    curl(&[&["-o", "/dev/null", "-w", "%{http_code}"], args].concat())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn http_and_https_by_name() -> Result<()> {
     let c = Cluster::start().await?;
@@ -97,11 +102,7 @@ async fn http_and_https_by_name() -> Result<()> {
     ])?;
     assert_eq!(reused, "1 200,0 200,0 200,");
     // A request for another name on this TLS connection is misdirected.
-    let code = curl(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
+    let code = status(&[
         "--cacert",
         &ca,
         "--resolve",
@@ -114,21 +115,13 @@ async fn http_and_https_by_name() -> Result<()> {
 
     // Unknown names: a 404 page, not a hang, on both.
     let other = "nosuch00.berth.test";
-    let code = curl(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
+    let code = status(&[
         "--resolve",
         &format!("{other}:{}:127.0.0.1", c.http_port),
         &format!("http://{other}:{}/", c.http_port),
     ])?;
     assert_eq!(code, "404");
-    let code = curl(&[
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
+    let code = status(&[
         "--cacert",
         &ca,
         "--resolve",
@@ -140,15 +133,7 @@ async fn http_and_https_by_name() -> Result<()> {
     // Removed: the name is unknown again.
     assert_eq!(alice.call("DELETE", &format!("{p}/80"), None).await?.0, 200);
     c.eventually(WAIT, "http route removed", || async {
-        let code = curl(&[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--resolve",
-            &http_resolve,
-            &http,
-        ])?;
+        let code = status(&["--resolve", &http_resolve, &http])?;
         Ok(code == "404")
     })
     .await?;
