@@ -51,6 +51,60 @@ pub fn test_network(id: &str) -> (String, String) {
     )
 }
 
+/// Removes a killed test agent's bridge and the NAT rules CNI made for its containers (their
+/// `CNI DEL` never ran): each is `-A POSTROUTING -s <ip>/32 -m comment --comment "…" -j CNI-…`
+/// plus the chain it jumps to. Only addresses of this test's own /24 are touched.
+fn forget_network((bridge, subnet): &(String, String)) {
+    let _ = Command::new("ip").args(["link", "del", bridge]).status();
+    let Some(prefix) = subnet.strip_suffix("0/24") else {
+        return;
+    };
+    let Ok(out) = Command::new("iptables")
+        .args(["-t", "nat", "-S", "POSTROUTING"])
+        .output()
+    else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(rest) = line.strip_prefix("-A POSTROUTING -s ") else {
+            continue;
+        };
+        let Some((source, rest)) = rest.split_once(' ') else {
+            continue;
+        };
+        let comment = rest
+            .strip_prefix("-m comment --comment \"")
+            .and_then(|r| r.split_once("\" -j "));
+        let Some((comment, chain)) = comment else {
+            continue;
+        };
+        if !source.starts_with(prefix) || !chain.starts_with("CNI-") {
+            continue;
+        }
+        let comment = comment.replace("\\\"", "\"");
+        let nat = |args: &[&str]| {
+            let _ = Command::new("iptables")
+                .args(["-t", "nat"])
+                .args(args)
+                .status();
+        };
+        nat(&[
+            "-D",
+            "POSTROUTING",
+            "-s",
+            source,
+            "-m",
+            "comment",
+            "--comment",
+            &comment,
+            "-j",
+            chain,
+        ]);
+        nat(&["-F", chain]);
+        nat(&["-X", chain]);
+    }
+}
+
 fn suffix() -> String {
     use rand::Rng;
     let mut r = rand::rng();
@@ -88,6 +142,8 @@ pub struct Cluster {
     coordinator: Option<Child>,
     agent: Option<Child>,
     http: reqwest::Client,
+    /// The agent's bridge and subnet, removed on drop.
+    network: (String, String),
 }
 
 impl Cluster {
@@ -186,6 +242,7 @@ key = "{d}/tls/agent.key"
             coordinator: None,
             agent: None,
             http: reqwest::Client::new(),
+            network: (bridge, subnet),
         };
         c.coordinator_cmd(&["tls", "init"])?;
         let tls = c.dir.join("tls");
@@ -309,6 +366,7 @@ key = "{t}/agent.key"
         Ok(ExtraAgent {
             child: self.spawn_logged("berth-agent", &format!("{name}.toml"), name)?,
             namespace: format!("{}-{name}", self.namespace),
+            network: (bridge, subnet),
         })
     }
 
@@ -488,8 +546,7 @@ impl Drop for Cluster {
         containerd::wipe_namespace(&self.namespace);
         // Containers' volumes are loop-mounted filesystems under the test dir.
         containerd::unmount_under(&self.dir);
-        let (bridge, _) = test_network(&self.namespace["berth-e2e-".len()..]);
-        let _ = Command::new("ip").args(["link", "del", &bridge]).status();
+        forget_network(&self.network);
         if std::env::var_os("BERTH_KEEP_TEST_DIRS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -500,6 +557,7 @@ impl Drop for Cluster {
 pub struct ExtraAgent {
     child: Child,
     namespace: String,
+    network: (String, String),
 }
 
 impl Drop for ExtraAgent {
@@ -507,6 +565,7 @@ impl Drop for ExtraAgent {
         let _ = self.child.kill();
         let _ = self.child.wait();
         containerd::wipe_namespace(&self.namespace);
+        forget_network(&self.network);
     }
 }
 
