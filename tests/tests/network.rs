@@ -99,15 +99,15 @@ async fn containers_get_addresses_and_ingress() -> Result<()> {
         .await?;
     assert_eq!(s, 201, "{body}");
     let url = format!("http://127.0.0.1:{port}");
-    c.eventually(WAIT, "ingress answers", || async {
+    let answers = || async {
         Ok(http
             .get(format!("{url}/"))
             .send()
             .await
             .map(|r| r.status().is_success())
             .unwrap_or(false))
-    })
-    .await?;
+    };
+    c.eventually(WAIT, "ingress answers", answers).await?;
     assert_eq!(
         http.get(format!("{url}/")).send().await?.text().await?,
         "hello\n"
@@ -136,15 +136,8 @@ async fn containers_get_addresses_and_ingress() -> Result<()> {
     // An agent restart keeps the container's network and its ingress.
     c.kill_agent()?;
     c.start_agent().await?;
-    c.eventually(WAIT, "ingress after agent restart", || async {
-        Ok(http
-            .get(format!("{url}/"))
-            .send()
-            .await
-            .map(|r| r.status().is_success())
-            .unwrap_or(false))
-    })
-    .await?;
+    c.eventually(WAIT, "ingress after agent restart", answers)
+        .await?;
 
     // Removed: the port refuses connections.
     let (s, _) = alice.call("DELETE", &format!("{p}/{port}"), None).await?;

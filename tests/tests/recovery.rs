@@ -76,20 +76,10 @@ async fn start_recreates_a_container_containerd_lost() -> Result<()> {
     let c = Cluster::start().await?;
     let alice = c.user("alice")?;
     let key = alice.add_key("laptop").await?;
-    let (s, created) = alice
-        .call(
-            "POST",
-            "/compute/containers",
-            Some(json!({"name": "db", "ssh_key_ids": [key]})),
-        )
+    let id = c
+        .running_container(&alice, json!({"name": "db", "ssh_key_ids": [key]}))
         .await?;
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap_or_default().to_string();
     let p = |suffix: &str| format!("/compute/containers/{id}{suffix}");
-    c.eventually(WAIT, "the container runs", || async {
-        Ok(alice.container(&id).await?["status"] == "running")
-    })
-    .await?;
     let ns = c.namespace.clone();
     containerd::exec(
         &ns,

@@ -36,25 +36,33 @@ fn line_message(l: &LogLine) -> Message {
     Message::text(format!("{} {}", l.timestamp, l.text))
 }
 
-pub fn routes(app: Arc<App>) -> BoxedFilter<(Box<dyn Reply>,)> {
-    let one = warp::path("compute")
-        .and(warp::path("containers"))
-        .and(warp::path::param::<String>());
-    let logs_ws = one
-        .and(warp::path!("logs"))
+/// `GET /compute/containers/:id/<leaf>` as a WebSocket upgrade: id, user, app, query, upgrade.
+fn websocket(
+    app: &Arc<App>,
+    leaf: &'static str,
+) -> impl Filter<Extract = (String, User, Arc<App>, Query, Ws), Error = Rejection> + Clone {
+    warp::path!("compute" / "containers" / String / ..)
+        .and(warp::path(leaf))
+        .and(warp::path::end())
         .and(warp::get())
         .and(ws_user(app.clone()))
         .and(with_app(app.clone()))
         .and(warp::query::<Query>())
         .and(warp::ws())
-        .and_then(
-            |id: String, u: User, app: Arc<App>, q: Query, ws: Ws| async move {
-                allow(&u, &container_res(&u, &id), "read")?;
-                let tail = bounded(&q, "tail", 100, 0, 10_000)?;
-                let s = app.follow_logs(&u.id, &id, tail).await?;
-                Ok::<_, Rejection>(boxed(ws.on_upgrade(move |socket| follow(socket, s))))
-            },
-        );
+}
+
+pub fn routes(app: Arc<App>) -> BoxedFilter<(Box<dyn Reply>,)> {
+    let one = warp::path("compute")
+        .and(warp::path("containers"))
+        .and(warp::path::param::<String>());
+    let logs_ws = websocket(&app, "logs").and_then(
+        |id: String, u: User, app: Arc<App>, q: Query, ws: Ws| async move {
+            allow(&u, &container_res(&u, &id), "read")?;
+            let tail = bounded(&q, "tail", 100, 0, 10_000)?;
+            let s = app.follow_logs(&u.id, &id, tail).await?;
+            Ok::<_, Rejection>(boxed(ws.on_upgrade(move |socket| follow(socket, s))))
+        },
+    );
     let logs_json = one
         .and(warp::path!("logs"))
         .and(warp::get())
@@ -68,22 +76,15 @@ pub fn routes(app: Arc<App>) -> BoxedFilter<(Box<dyn Reply>,)> {
                 &serde_json::json!({"container_id": id, "lines": lines}),
             )))
         });
-    let terminal = one
-        .and(warp::path!("terminal"))
-        .and(warp::get())
-        .and(ws_user(app.clone()))
-        .and(with_app(app.clone()))
-        .and(warp::query::<Query>())
-        .and(warp::ws())
-        .and_then(
-            |id: String, u: User, app: Arc<App>, q: Query, ws: Ws| async move {
-                allow(&u, &container_res(&u, &id), "update")?;
-                let cols = bounded(&q, "cols", 80, 1, 1000)? as u16;
-                let rows = bounded(&q, "rows", 24, 1, 1000)? as u16;
-                let s = app.terminal(&u.id, &id, cols, rows).await?;
-                Ok::<_, Rejection>(boxed(ws.on_upgrade(move |socket| relay(socket, s))))
-            },
-        );
+    let terminal = websocket(&app, "terminal").and_then(
+        |id: String, u: User, app: Arc<App>, q: Query, ws: Ws| async move {
+            allow(&u, &container_res(&u, &id), "update")?;
+            let cols = bounded(&q, "cols", 80, 1, 1000)? as u16;
+            let rows = bounded(&q, "rows", 24, 1, 1000)? as u16;
+            let s = app.terminal(&u.id, &id, cols, rows).await?;
+            Ok::<_, Rejection>(boxed(ws.on_upgrade(move |socket| relay(socket, s))))
+        },
+    );
     let metrics = one
         .and(warp::path!("metrics"))
         .and(warp::get())
