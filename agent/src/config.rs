@@ -1,11 +1,11 @@
 //! Agent configuration: `--config /etc/berth/agent.toml`, then `BERTH_AGENT__SECTION__KEY`
 //! environment overrides, validated at load. `agent.example.toml` documents every key.
 
+use berth_service::config::ConfigFile;
 use berth_shared::catalog::Arch;
-use berth_shared::config::{self, ConfigError};
 use berth_shared::time::serde_duration;
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub const ENV_PREFIX: &str = "BERTH_AGENT";
@@ -205,17 +205,10 @@ fn default_init() -> PathBuf {
     "/usr/bin/tini-static".into()
 }
 
-impl Config {
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let cfg: Config = config::load(path, ENV_PREFIX)?;
-        cfg.validate().map_err(|message| ConfigError::Invalid {
-            path: path.display().to_string(),
-            message,
-        })?;
-        Ok(cfg)
-    }
+impl ConfigFile for Config {
+    const ENV_PREFIX: &'static str = ENV_PREFIX;
 
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         if !berth_shared::ids::is_host_key(&self.host_key) {
             return Err(format!(
                 "host_key {:?} must be a DNS label (a-z, 0-9, '-')",
@@ -232,7 +225,7 @@ impl Config {
             return Err("data_dir must be an absolute path".into());
         }
         if self.network.enabled {
-            crate::network::Subnet::parse(&self.network.subnet)
+            crate::subnet::Subnet::parse(&self.network.subnet)
                 .map_err(|e| format!("[network] subnet: {e}"))?;
             let b = &self.network.bridge;
             if b.is_empty()
@@ -255,7 +248,9 @@ impl Config {
         }
         Ok(())
     }
+}
 
+impl Config {
     pub fn arch(&self) -> Arch {
         self.arch.or_else(Arch::native).unwrap_or(Arch::Amd64)
     }

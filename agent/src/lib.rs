@@ -1,8 +1,11 @@
 //! berth-agent: runs one fleet host's containers.
 //!
-//! Owns: `runtime` (the only code that talks to containerd), `volumes` (host directories of
-//! containers' mounts), `state` (sled: desired specs and last reports), `reconciler` (drives
-//! containerd toward the specs), `ssh` (the SSH server into containers) and `link` (the QUIC
+//! Owns: `runtime` (the only code that talks to containerd, and the registry client of its
+//! pulls), `volumes` (host directories of containers' mounts), `state` (sled: desired specs,
+//! last reports, addresses), `reconciler` (drives containerd toward the specs) with
+//! `supervise` (exit watches, restart backoff) and `report` (status reports), `network`
+//! (namespaces, addresses, the host's ingress), `ssh` (the SSH server into containers),
+//! `serve` (the coordinator's requests), `telemetry` (metrics) and `link` (the QUIC
 //! connection it dials to the coordinator).
 //!
 //! Must not touch: users, tokens, quotas or placement — those are the coordinator's. The agent
@@ -16,14 +19,21 @@ pub mod logs;
 pub mod network;
 pub mod reconciler;
 pub mod renew;
+pub mod report;
 pub mod runtime;
 pub mod serve;
 pub mod ssh;
 pub mod state;
+pub mod subnet;
+pub mod supervise;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 pub mod usage;
 pub mod volumes;
 
+use berth_service::listener::Listener;
+use berth_service::sdnotify;
 use berth_shared::protocol::{HostInfo, Resources};
 use config::Config;
 use std::future::Future;
@@ -49,50 +59,12 @@ pub enum Error {
     #[error("certificate renewal: {0}")]
     Renew(#[from] renew::RenewError),
     #[error("ingress gateway: {0}")]
-    Ingress(String),
+    Ingress(#[from] network::ingress::IngressError),
     #[error("metrics listen {addr}: {source}")]
     Metrics {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// Starts the 80/443 gateway listeners the config asks for.
-async fn start_gateway(
-    cfg: &Config,
-    gw: &network::gateway::Gateway,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, Error> {
-    let mut tasks = Vec::new();
-    let ing = &cfg.ingress;
-    if ing.domain.is_none() {
-        return Ok(tasks);
-    }
-    let bind = |addr| async move {
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::Ingress(format!("listen {addr}: {e}")))
-    };
-    if let Some(addr) = ing.http_listen {
-        tasks.push(tokio::spawn(gw.clone().serve_http(bind(addr).await?)));
-        tracing::info!(%addr, "HTTP ingress gateway listening");
-    }
-    if let (Some(addr), Some(cert), Some(key)) = (ing.https_listen, &ing.tls_cert, &ing.tls_key) {
-        let e = |e: &dyn std::fmt::Display| Error::Ingress(e.to_string());
-        let certs = berth_shared::tls::load_certs(cert).map_err(|x| e(&x))?;
-        let key = berth_shared::tls::load_key(key).map_err(|x| e(&x))?;
-        let mut tls = rustls::ServerConfig::builder_with_provider(berth_shared::tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|x| e(&x))?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|x| e(&x))?;
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        tasks.push(tokio::spawn(
-            gw.clone().serve_https(bind(addr).await?, Arc::new(tls)),
-        ));
-        tracing::info!(%addr, "HTTPS ingress gateway listening");
-    }
-    Ok(tasks)
 }
 
 fn meminfo_mb() -> Option<u64> {
@@ -147,9 +119,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         tx,
     ));
 
-    let mut gateway_tasks = start_gateway(&cfg, &reconciler.gateway).await?;
+    let mut gateway_tasks = reconciler.ingress.start(&cfg.ingress).await?;
     if let Some(addr) = cfg.metrics.listen {
-        let l = tokio::net::TcpListener::bind(addr)
+        let l = Listener::bind(addr, telemetry::MAX_CONNECTIONS)
             .await
             .map_err(|source| Error::Metrics { addr, source })?;
         tracing::info!(%addr, "metrics listening");
@@ -206,9 +178,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             }
         })
     };
-    berth_shared::sdnotify::notify("READY=1");
+    sdnotify::notify("READY=1");
     shutdown.await;
-    berth_shared::sdnotify::notify("STOPPING=1");
+    sdnotify::notify("STOPPING=1");
     tracing::info!("shutting down; containers keep running");
     link_task.abort();
     periodic.abort();

@@ -1,17 +1,21 @@
 //! The agent's side of the link: dial the coordinator over QUIC with mutual TLS, say hello
 //! with the inventory, apply the desired set it answers with, then send heartbeats and status
-//! reports and serve its requests. Reconnects with backoff, forever.
+//! reports and serve its requests. Reconnects with backoff, forever. An inventory that cannot
+//! be read is never sent as an empty one: no hello (no session) and no heartbeat until it can.
+
+mod messages;
 
 use crate::config::Config;
 use crate::reconciler::Reconciler;
 use crate::renew;
-use crate::state::State;
+use crate::state::{State, StateError};
+use berth_service::quic::{self, QuicError};
+use berth_service::tls::TlsFiles;
 use berth_shared::protocol::{
     read_frame, write_frame, AgentMessage, ContainerReport, CoordinatorMessage, FrameError,
-    HostInfo, Response, PROTOCOL_VERSION,
+    HostInfo, Response,
 };
-use berth_shared::tls::{client_config, TlsFiles};
-use std::net::SocketAddr;
+use messages::{heartbeat, hello};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,14 +25,12 @@ use tokio::time::timeout;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("TLS material: {0}")]
-    Tls(#[from] berth_shared::tls::TlsError),
-    #[error("QUIC TLS config: {0}")]
-    QuicTls(String),
+    #[error("cannot read this agent's inventory: {0}")]
+    Inventory(#[from] StateError),
+    #[error(transparent)]
+    Endpoint(#[from] QuicError),
     #[error("cannot resolve coordinator address {0:?}")]
     Resolve(String),
-    #[error("local endpoint: {0}")]
-    Endpoint(std::io::Error),
     #[error("connect: {0}")]
     Connect(#[from] quinn::ConnectError),
     #[error("connection: {0}")]
@@ -44,6 +46,9 @@ pub enum LinkError {
     #[error("coordinator refused this agent: {0}")]
     Refused(String),
 }
+
+/// How often the agent pings an idle link, well inside the coordinator's heartbeat grace.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// Application close code with which the coordinator refuses an agent.
 const REFUSED: quinn::VarInt = quinn::VarInt::from_u32(3);
@@ -64,7 +69,9 @@ impl Link {
             let began = Instant::now();
             match self.session(&mut reports).await {
                 Ok(()) => tracing::info!("link session ended"),
-                Err(e @ LinkError::Refused(_)) => tracing::error!(error = %e, "link failed"),
+                Err(e @ (LinkError::Refused(_) | LinkError::Inventory(_))) => {
+                    tracing::error!(error = %e, "link failed")
+                }
                 Err(e) => {
                     crate::telemetry::METRICS
                         .link_connected
@@ -84,33 +91,22 @@ impl Link {
         }
     }
 
-    fn endpoint(&self, v6: bool) -> Result<quinn::Endpoint, LinkError> {
+    fn endpoint(&self, v6: bool) -> Result<quinn::Endpoint, QuicError> {
         let c = &self.cfg.coordinator;
-        let tls = client_config(&TlsFiles {
+        let files = TlsFiles {
             ca_cert: &c.ca_cert,
             cert: &c.cert,
             key: &c.key,
-        })?;
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-            .map_err(|e| LinkError::QuicTls(e.to_string()))?;
-        let mut client = quinn::ClientConfig::new(Arc::new(crypto));
-        let mut transport = quinn::TransportConfig::default();
-        transport.keep_alive_interval(Some(Duration::from_secs(5)));
-        client.transport_config(Arc::new(transport));
-        let bind: SocketAddr = if v6 {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         };
-        let mut ep = quinn::Endpoint::client(bind).map_err(LinkError::Endpoint)?;
-        ep.set_default_client_config(client);
-        Ok(ep)
+        quic::client_endpoint(&files, v6, KEEP_ALIVE)
     }
 
     async fn session(
         &self,
         reports: &mut mpsc::Receiver<ContainerReport>,
     ) -> Result<(), LinkError> {
+        // Read first: without an inventory to say hello with, there is no session.
+        let hello = hello(&self.host, &self.state)?;
         let c = &self.cfg.coordinator;
         let addr = lookup_host(&c.address)
             .await
@@ -123,7 +119,7 @@ impl Link {
             .map_err(|_| LinkError::Timeout("the QUIC handshake"))??;
         // Whatever failed, a refusal by the coordinator is the reason worth logging.
         let result = self
-            .converse(&conn, reports)
+            .converse(&conn, hello, reports)
             .await
             .map_err(|e| refusal(&conn, &e).unwrap_or(e));
         conn.close(0u32.into(), b"agent session ended");
@@ -134,20 +130,12 @@ impl Link {
     async fn converse(
         &self,
         conn: &quinn::Connection,
+        hello: AgentMessage,
         reports: &mut mpsc::Receiver<ContainerReport>,
     ) -> Result<(), LinkError> {
         let addr = conn.remote_address();
         let (mut send, mut recv) = conn.open_bi().await?;
-        let inventory = self.state.inventory().unwrap_or_default();
-        write_frame(
-            &mut send,
-            &AgentMessage::Hello {
-                protocol: PROTOCOL_VERSION,
-                host: self.host.clone(),
-                inventory,
-            },
-        )
-        .await?;
+        write_frame(&mut send, &hello).await?;
         // A refused client certificate only shows here, at the first read.
         let first = timeout(
             Duration::from_secs(15),
@@ -200,9 +188,14 @@ impl Link {
         let result = loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    let inventory = with_usage(self.state.inventory().unwrap_or_default(), &self.reconciler);
-                    if let Err(e) = write_frame(&mut send, &AgentMessage::Heartbeat { host: self.host.clone(), inventory }).await {
-                        break Err(e.into());
+                    let used = |id: &str| self.reconciler.volume_used_bytes(id);
+                    match heartbeat(&self.host, &self.state, used) {
+                        Ok(beat) => {
+                            if let Err(e) = write_frame(&mut send, &beat).await {
+                                break Err(e.into());
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot read the inventory: heartbeat skipped"),
                     }
                 }
                 Some(r) = reports.recv() => {
@@ -298,17 +291,4 @@ fn refusal(conn: &quinn::Connection, err: &LinkError) -> Option<LinkError> {
         ))),
         _ => None,
     }
-}
-
-/// The inventory with each container's current volume use and, if running, memory use.
-fn with_usage(mut inventory: Vec<ContainerReport>, rec: &Reconciler) -> Vec<ContainerReport> {
-    for r in &mut inventory {
-        r.storage_used_gb = rec
-            .volume_used_bytes(&r.id)
-            .map(|b| (b as f64 / (1u64 << 30) as f64 * 1000.0).round() / 1000.0);
-        if r.state == berth_shared::protocol::ObservedState::Running {
-            r.memory_used_mb = crate::usage::memory_bytes(&r.id).map(|b| b.div_ceil(1024 * 1024));
-        }
-    }
-    inventory
 }

@@ -1,6 +1,8 @@
 //! `berth-agent`: run the agent for this host.
 
 use berth_agent::config::Config;
+use berth_service::config::load_or_exit;
+use berth_service::process;
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -23,20 +25,6 @@ struct Cli {
     check: bool,
 }
 
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            return std::future::pending().await;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt"),
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     // containerd's shim starts this binary as the containers' log driver, too.
     let args: Vec<String> = std::env::args().collect();
@@ -47,32 +35,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn agent() -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only on a terminal (journald shows escape codes as they are); one JSON object
-    // per line with BERTH_LOG_FORMAT=json.
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if std::env::var("BERTH_LOG_FORMAT").is_ok_and(|v| v == "json") {
-        b.json().flatten_event(true).init();
-    } else {
-        b.init();
-    }
+    process::init_tracing();
     let cli = Cli::parse();
-    let config = match Config::load(&cli.config) {
-        Ok(c) => c,
-        Err(e) => {
-            // EX_CONFIG: systemd's RestartPreventExitStatus=78 stops a restart loop on it.
-            eprintln!("error: {e}");
-            std::process::exit(78);
-        }
-    };
+    let config: Config = load_or_exit(&cli.config);
     if cli.check {
         println!("{}: ok", cli.config.display());
         return Ok(());
     }
-    berth_agent::run(config, shutdown_signal()).await?;
+    berth_agent::run(config, process::shutdown_signal()).await?;
     Ok(())
 }

@@ -90,7 +90,7 @@ fn validity(der: &[u8]) -> yasna::ASN1Result<Lifetime> {
 }
 
 fn first_cert(path: &Path) -> Result<Vec<u8>, RenewError> {
-    let certs = berth_shared::tls::load_certs(path).map_err(|e| RenewError::Read {
+    let certs = berth_service::tls::load_certs(path).map_err(|e| RenewError::Read {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;

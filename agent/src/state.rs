@@ -2,6 +2,7 @@
 //! the last status it reported. containerd is the truth about what runs; this is the truth
 //! about what should run, so the agent works on while the coordinator is away.
 
+use berth_service::records::{self, RecordError};
 use berth_shared::protocol::{ContainerReport, ContainerSpec, ObservedState};
 use std::path::Path;
 
@@ -9,11 +10,8 @@ use std::path::Path;
 pub enum StateError {
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
-    #[error("stored record {key} is corrupt: {source}")]
-    Corrupt {
-        key: String,
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    Record(#[from] RecordError),
 }
 
 #[derive(Clone)]
@@ -25,16 +23,25 @@ pub struct State {
     addresses: sled::Tree,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(k: &[u8], v: &[u8]) -> Result<T, StateError> {
-    serde_json::from_slice(v).map_err(|source| StateError::Corrupt {
-        key: String::from_utf8_lossy(k).into_owned(),
-        source,
-    })
-}
-
 impl State {
     pub fn open(path: &Path) -> Result<State, StateError> {
-        let db = sled::Config::new().path(path).open()?;
+        State::with_db(sled::Config::new().path(path).open()?)
+    }
+
+    /// A state that lives in memory and is gone when dropped (tests).
+    #[cfg(test)]
+    pub fn temporary() -> Result<State, StateError> {
+        State::with_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    /// Stores bytes that are no spec under `id`, so reading the specs fails (tests).
+    #[cfg(test)]
+    pub fn corrupt_spec_for_test(&self, id: &str) -> Result<(), StateError> {
+        self.specs.insert(id, &b"{not json"[..])?;
+        Ok(())
+    }
+
+    fn with_db(db: sled::Db) -> Result<State, StateError> {
         Ok(State {
             specs: db.open_tree("specs")?,
             reports: db.open_tree("reports")?,
@@ -98,34 +105,22 @@ impl State {
     }
 
     pub fn spec(&self, id: &str) -> Result<Option<ContainerSpec>, StateError> {
-        self.specs
-            .get(id)?
-            .map(|v| decode(id.as_bytes(), &v))
-            .transpose()
+        Ok(records::get(&self.specs, id.as_bytes())?)
     }
 
     pub fn specs(&self) -> Result<Vec<ContainerSpec>, StateError> {
-        self.specs
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                decode(&k, &v)
-            })
-            .collect()
+        Ok(records::decode_all(self.specs.iter())?)
     }
 
     /// Stores `spec` if it is newer than what is held. Returns the generation now held.
     pub fn offer_spec(&self, spec: &ContainerSpec) -> Result<(u64, bool), StateError> {
-        let value = serde_json::to_vec(spec).map_err(|source| StateError::Corrupt {
-            key: spec.id.clone(),
-            source,
-        })?;
+        let value = records::encode(spec.id.as_bytes(), spec)?;
         loop {
             let old = self.specs.get(&spec.id)?;
-            let held: Option<ContainerSpec> = old
-                .as_ref()
-                .map(|v| decode(spec.id.as_bytes(), v))
-                .transpose()?;
+            let held: Option<ContainerSpec> = match &old {
+                Some(v) => Some(records::decode(spec.id.as_bytes(), v)?),
+                None => None,
+            };
             if let Some(h) = &held {
                 if h.generation >= spec.generation {
                     return Ok((h.generation, false));
@@ -148,43 +143,34 @@ impl State {
     }
 
     pub fn report(&self, id: &str) -> Result<Option<ContainerReport>, StateError> {
-        self.reports
-            .get(id)?
-            .map(|v| decode(id.as_bytes(), &v))
-            .transpose()
+        Ok(records::get(&self.reports, id.as_bytes())?)
     }
 
     pub fn put_report(&self, r: &ContainerReport) -> Result<(), StateError> {
-        let v = serde_json::to_vec(r).map_err(|source| StateError::Corrupt {
-            key: r.id.clone(),
-            source,
-        })?;
-        self.reports.insert(&r.id, v)?;
+        self.reports
+            .insert(&r.id, records::encode(r.id.as_bytes(), r)?)?;
         Ok(())
     }
 
-    /// Every container held, with its last report (or `pending` before the first).
+    /// Every container held, with its last report (or `pending` before the first). Fails when
+    /// any spec or report cannot be read: an inventory is never missing what it cannot read.
     pub fn inventory(&self) -> Result<Vec<ContainerReport>, StateError> {
-        Ok(self
-            .specs()?
+        self.specs()?
             .into_iter()
             .map(|s| {
-                self.report(&s.id)
-                    .ok()
-                    .flatten()
-                    .unwrap_or(ContainerReport {
-                        id: s.id,
-                        generation: 0,
-                        state: ObservedState::Pending,
-                        reason: None,
-                        memory_used_mb: None,
-                        storage_used_gb: None,
-                        recreated: None,
-                        volume_preserved: None,
-                        address: None,
-                        at: berth_shared::time::now_unix().0,
-                    })
+                Ok(self.report(&s.id)?.unwrap_or(ContainerReport {
+                    id: s.id,
+                    generation: 0,
+                    state: ObservedState::Pending,
+                    reason: None,
+                    memory_used_mb: None,
+                    storage_used_gb: None,
+                    recreated: None,
+                    volume_preserved: None,
+                    address: None,
+                    at: berth_shared::time::now_unix().0,
+                }))
             })
-            .collect())
+            .collect()
     }
 }

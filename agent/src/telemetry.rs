@@ -1,13 +1,18 @@
 //! The agent's Prometheus metrics: containers by state, reconcile passes, containerd call
 //! latency, link state, SSH sessions. Served on `[metrics] listen` by a minimal HTTP
-//! responder (GET /metrics only).
+//! responder (GET /metrics only). A state that cannot be read leaves the containers series
+//! out (and says so in the log) rather than reporting zero containers.
 
+use berth_service::listener::{Connection, Listener};
 use berth_shared::prom::{header, sample, Histogram};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Scrapes answered at once; a scraper that opens more waits in the kernel's backlog.
+pub const MAX_CONNECTIONS: usize = 64;
 
 #[derive(Default)]
 pub struct Telemetry {
@@ -53,25 +58,11 @@ impl Drop for CallTimer {
 impl Telemetry {
     pub fn render(&self, state: &crate::state::State) -> String {
         let mut out = String::new();
-        let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
-        for r in state.inventory().unwrap_or_default() {
-            *by_state
-                .entry(format!("{:?}", r.state).to_lowercase())
-                .or_default() += 1;
-        }
-        header(
-            &mut out,
-            "berth_agent_containers",
-            "gauge",
-            "Containers held by this agent, by observed state.",
-        );
-        for (s, n) in &by_state {
-            sample(
-                &mut out,
-                "berth_agent_containers",
-                &[("state", s)],
-                *n as f64,
-            );
+        match state.inventory() {
+            Ok(inventory) => containers(&mut out, &inventory),
+            Err(e) => {
+                tracing::error!(error = %e, "metrics: cannot read the inventory; berth_agent_containers left out")
+            }
         }
         header(
             &mut out,
@@ -161,14 +152,36 @@ impl Telemetry {
     }
 }
 
+/// `berth_agent_containers`: the inventory counted by observed state.
+fn containers(out: &mut String, inventory: &[berth_shared::protocol::ContainerReport]) {
+    let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
+    for r in inventory {
+        *by_state
+            .entry(format!("{:?}", r.state).to_lowercase())
+            .or_default() += 1;
+    }
+    header(
+        out,
+        "berth_agent_containers",
+        "gauge",
+        "Containers held by this agent, by observed state.",
+    );
+    for (s, n) in &by_state {
+        sample(out, "berth_agent_containers", &[("state", s)], *n as f64);
+    }
+}
+
 /// Answers `GET /metrics` on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, state: crate::state::State) {
+pub async fn serve(listener: Listener, state: crate::state::State) {
     loop {
-        let Ok((mut conn, _)) = listener.accept().await else {
-            continue;
-        };
+        let Connection {
+            stream: mut conn,
+            permit,
+            ..
+        } = listener.accept().await;
         let state = state.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let mut buf = vec![0u8; 2048];
             let n =
                 match tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
@@ -191,5 +204,22 @@ pub async fn serve(listener: tokio::net::TcpListener, state: crate::state::State
             let _ = conn.write_all(body.as_bytes()).await;
             let _ = conn.shutdown().await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::State;
+
+    #[test]
+    fn an_unreadable_inventory_is_left_out_not_counted_as_zero() {
+        let state = State::temporary().expect("state");
+        let ok = Telemetry::default().render(&state);
+        assert!(ok.contains("# TYPE berth_agent_containers gauge"), "{ok}");
+        state.corrupt_spec_for_test("aaaa1111").expect("corrupt");
+        let out = Telemetry::default().render(&state);
+        assert!(!out.contains("berth_agent_containers"), "{out}");
+        assert!(out.contains("berth_agent_link_connected"), "{out}");
     }
 }

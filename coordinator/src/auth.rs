@@ -69,6 +69,14 @@ impl User {
             .as_ref()
             .is_some_and(|s| s.contains_key("compute.admin"))
     }
+
+    /// The caller of a public route: no id, and no scope grants it anything.
+    pub fn anonymous() -> User {
+        User {
+            id: String::new(),
+            scopes: Some(Scopes::new()),
+        }
+    }
 }
 
 /// Parses `--scope compute.alice.containers:read,create` arguments.

@@ -2,12 +2,12 @@
 //! `BERTH_COORDINATOR__SECTION__KEY` environment overrides, validated at load.
 //! `coordinator.example.toml` at the repository root documents every key.
 
+use berth_service::config::ConfigFile;
 use berth_shared::catalog::Catalog;
-use berth_shared::config::{self, ConfigError};
 use berth_shared::time::serde_duration;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub const ENV_PREFIX: &str = "BERTH_COORDINATOR";
@@ -199,17 +199,10 @@ fn default_cookie() -> String {
     "berth_token".into()
 }
 
-impl Config {
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let cfg: Config = config::load(path, ENV_PREFIX)?;
-        cfg.validate().map_err(|message| ConfigError::Invalid {
-            path: path.display().to_string(),
-            message,
-        })?;
-        Ok(cfg)
-    }
+impl ConfigFile for Config {
+    const ENV_PREFIX: &'static str = ENV_PREFIX;
 
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         self.catalog.validate().map_err(|e| e.to_string())?;
         let a = &self.auth;
         match a.algorithm {

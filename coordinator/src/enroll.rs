@@ -3,9 +3,10 @@
 //! CA); the agent sends it once with its own public key and gets its certificate. A token works
 //! once: its id is stored as redeemed before the certificate goes out.
 
-use crate::app::{App, Error};
 use crate::config::LinkConfig;
+use crate::error::Error;
 use crate::pki;
+use crate::store::Store;
 use base64::Engine;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -54,44 +55,46 @@ pub struct Enrolled {
     pub ca_certificate: String,
 }
 
-impl App {
-    /// Redeems `token` for a certificate over `public_key` (base64, uncompressed P-256).
-    pub async fn enroll(&self, token: &str, public_key: &str) -> Result<Enrolled, Error> {
-        let link = &self.config.link;
-        let secret = pki::enroll_secret(link)
-            .map_err(|e| Error::Unavailable(format!("enrollment is not possible here: {e}")))?;
-        let mut v = Validation::new(Algorithm::HS256);
-        v.leeway = 0;
-        v.validate_aud = false;
-        v.required_spec_claims = ["exp", "sub"].iter().map(|s| s.to_string()).collect();
-        let claims = decode::<EnrollClaims>(token, &DecodingKey::from_secret(&secret), &v)
-            .map_err(|e| Error::Forbidden(format!("enrollment token refused: {e}")))?
-            .claims;
-        if claims.purpose != PURPOSE {
-            return Err(Error::Forbidden("not an enrollment token".into()));
-        }
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(public_key.trim())
-            .map_err(|_| Error::invalid("public_key", "must be base64"))?;
-        if key.len() != 65 || key[0] != 4 {
-            return Err(Error::invalid(
-                "public_key",
-                "must be an uncompressed P-256 point",
-            ));
-        }
-        if !self.store.redeem_enrollment(&claims.jti, &claims.sub)? {
-            return Err(Error::Conflict(
-                "this enrollment token was already used".into(),
-            ));
-        }
-        self.store.flush().await?;
-        let (certificate, ca_certificate) = pki::issue_for_key(link, &claims.sub, &key)
-            .map_err(|e| Error::Unavailable(format!("issuing the certificate: {e}")))?;
-        tracing::info!(host_key = %claims.sub, "agent enrolled");
-        Ok(Enrolled {
-            host_key: claims.sub,
-            certificate,
-            ca_certificate,
-        })
+/// Redeems `token` for a certificate over `public_key` (base64, uncompressed P-256).
+pub async fn redeem(
+    link: &LinkConfig,
+    store: &dyn Store,
+    token: &str,
+    public_key: &str,
+) -> Result<Enrolled, Error> {
+    let secret = pki::enroll_secret(link)
+        .map_err(|e| Error::Unavailable(format!("enrollment is not possible here: {e}")))?;
+    let mut v = Validation::new(Algorithm::HS256);
+    v.leeway = 0;
+    v.validate_aud = false;
+    v.required_spec_claims = ["exp", "sub"].iter().map(|s| s.to_string()).collect();
+    let claims = decode::<EnrollClaims>(token, &DecodingKey::from_secret(&secret), &v)
+        .map_err(|e| Error::Forbidden(format!("enrollment token refused: {e}")))?
+        .claims;
+    if claims.purpose != PURPOSE {
+        return Err(Error::Forbidden("not an enrollment token".into()));
     }
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(public_key.trim())
+        .map_err(|_| Error::invalid("public_key", "must be base64"))?;
+    if key.len() != 65 || key[0] != 4 {
+        return Err(Error::invalid(
+            "public_key",
+            "must be an uncompressed P-256 point",
+        ));
+    }
+    if !store.redeem_enrollment(&claims.jti, &claims.sub).await? {
+        return Err(Error::Conflict(
+            "this enrollment token was already used".into(),
+        ));
+    }
+    store.flush().await?;
+    let (certificate, ca_certificate) = pki::issue_for_key(link, &claims.sub, &key)
+        .map_err(|e| Error::Unavailable(format!("issuing the certificate: {e}")))?;
+    tracing::info!(host_key = %claims.sub, "agent enrolled");
+    Ok(Enrolled {
+        host_key: claims.sub,
+        certificate,
+        ca_certificate,
+    })
 }

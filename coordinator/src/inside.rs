@@ -1,9 +1,10 @@
 //! Reaching into a running container through its agent: recent and followed logs, terminal
 //! streams and resource metrics. Each is a QUIC stream the coordinator opens on the agent's
-//! connection; ownership is checked here first, so another user's container is `NotFound`.
+//! connection. Callers pass the caller's own record: the API layer has checked ownership.
 
-use crate::app::{App, Error};
-use crate::hub::HubError;
+use crate::error::Error;
+use crate::hub::{Hub, HubError};
+use crate::store::ContainerRecord;
 use berth_shared::api::ContainerStatus;
 use berth_shared::protocol::{read_frame, ContainerMetrics, LogLine, Request, Response};
 
@@ -24,22 +25,29 @@ fn not_running() -> Error {
     Error::NotRunning("the container is not running".into())
 }
 
-impl App {
-    /// Opens `req` on the host of the caller's container `id`; `running` requires the
-    /// container to be running as far as the coordinator knows.
+/// Streams into containers, over the hub.
+pub struct Inside {
+    hub: std::sync::Arc<Hub>,
+}
+
+impl Inside {
+    pub fn new(hub: std::sync::Arc<Hub>) -> Inside {
+        Inside { hub }
+    }
+
+    /// Opens `req` on the host of `r`; `running` requires the container to be running as far
+    /// as the coordinator knows.
     async fn open_on_host(
         &self,
-        user: &str,
-        id: &str,
+        r: &ContainerRecord,
         running: bool,
         req: Request,
     ) -> Result<(Response, AgentStream), Error> {
-        let r = self.owned(user, id)?;
         if running && r.status != ContainerStatus::Running {
             return Err(not_running());
         }
-        let host = r.host_key.ok_or_else(not_running)?;
-        let (resp, send, recv) = self.hub.open(&host, &req).await.map_err(hub_error)?;
+        let host = r.host_key.as_deref().ok_or_else(not_running)?;
+        let (resp, send, recv) = self.hub.open(host, &req).await.map_err(hub_error)?;
         match resp {
             Response::NotRunning { .. } => Err(not_running()),
             Response::Error { message } => Err(Error::Unavailable(message)),
@@ -50,16 +58,15 @@ impl App {
     /// Up to `limit` recent lines, oldest first.
     pub async fn recent_logs(
         &self,
-        user: &str,
-        id: &str,
+        r: &ContainerRecord,
         limit: usize,
     ) -> Result<Vec<LogLine>, Error> {
         let req = Request::Logs {
-            id: id.into(),
+            id: r.id.clone(),
             tail: limit,
             follow: false,
         };
-        let (_, mut s) = self.open_on_host(user, id, false, req).await?;
+        let (_, mut s) = self.open_on_host(r, false, req).await?;
         let _ = s.send.finish();
         let mut lines = Vec::new();
         loop {
@@ -76,37 +83,35 @@ impl App {
     /// container stops.
     pub async fn follow_logs(
         &self,
-        user: &str,
-        id: &str,
+        r: &ContainerRecord,
         tail: usize,
     ) -> Result<AgentStream, Error> {
         let req = Request::Logs {
-            id: id.into(),
+            id: r.id.clone(),
             tail,
             follow: true,
         };
-        Ok(self.open_on_host(user, id, true, req).await?.1)
+        Ok(self.open_on_host(r, true, req).await?.1)
     }
 
     /// A shell on a terminal in the container: send `TerminalInput` frames, read raw output.
     pub async fn terminal(
         &self,
-        user: &str,
-        id: &str,
+        r: &ContainerRecord,
         cols: u16,
         rows: u16,
     ) -> Result<AgentStream, Error> {
         let req = Request::Terminal {
-            id: id.into(),
+            id: r.id.clone(),
             cols,
             rows,
         };
-        Ok(self.open_on_host(user, id, true, req).await?.1)
+        Ok(self.open_on_host(r, true, req).await?.1)
     }
 
-    pub async fn metrics(&self, user: &str, id: &str) -> Result<ContainerMetrics, Error> {
-        let req = Request::Metrics { id: id.into() };
-        match self.open_on_host(user, id, true, req).await? {
+    pub async fn metrics(&self, r: &ContainerRecord) -> Result<ContainerMetrics, Error> {
+        let req = Request::Metrics { id: r.id.clone() };
+        match self.open_on_host(r, true, req).await? {
             (Response::Metrics(m), _) => Ok(m),
             _ => Err(Error::Unavailable("the host sent no metrics".into())),
         }

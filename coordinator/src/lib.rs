@@ -1,39 +1,45 @@
-//! berth-coordinator: the public REST API (warp), JWT auth, users' records in sled, placement,
-//! and dispatch of work to agents over the QUIC connections they open.
+//! berth-coordinator: the public REST API (warp), JWT auth, users' records in a store,
+//! placement, and dispatch of work to agents over the QUIC connections they open.
 //!
-//! Owns: `api` (HTTP routes and the one error→status mapping), `auth`, `store`, `placement`,
-//! `hub` (QUIC endpoint + connected hosts), `containers`/`lifecycle`/`keys` (operations),
-//! `pki` (cluster CA for `tls` subcommands), `config`.
+//! Layers, top down (a module imports only from below it): `api` (the route table, the
+//! dispatcher, the one error→status mapping) → `services` (the handle the API holds) →
+//! `agents` (the hub's events handed to the domain) → `keys` → `containers` (the containers
+//! service) → `fleet` (hosts, liveness, placement) → `inside` → `hub` (QUIC transport only),
+//! `store` (the interface and its sled backend), `placement` (pure), `events`, `telemetry`
+//! (given counters), `auth`, `pki`, `enroll`, `registry`, `config`, `error`.
 //!
 //! Must not touch: containerd, host paths or anything on a fleet host — agents own their hosts;
 //! the coordinator only sends them desired specs.
 
+mod agents;
 pub mod api;
-pub mod app;
 pub mod auth;
 pub mod config;
 mod containers;
 pub mod enroll;
-mod hosts;
+pub mod error;
+mod events;
+mod fleet;
+mod http;
 pub mod hub;
-mod ingress;
 mod inside;
 mod keys;
-mod lifecycle;
 pub mod pki;
 pub mod placement;
-mod quota;
 pub mod registry;
-mod settings;
+pub mod services;
 pub mod store;
 pub mod telemetry;
 
-use app::App;
+use berth_service::listener::Listener;
 use config::Config;
+use containers::Containers;
+use fleet::Fleet;
+use services::Services;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use store::Store;
 use warp::Filter;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +61,7 @@ pub enum Error {
 pub struct Running {
     pub api_addr: SocketAddr,
     pub link_addr: SocketAddr,
-    pub app: Arc<App>,
+    pub services: Arc<Services>,
     done: tokio::task::JoinHandle<()>,
 }
 
@@ -65,59 +71,113 @@ impl Running {
     }
 }
 
+/// At most this many API connections at once (browsers and WebSockets included); the next
+/// waits in the kernel's backlog.
+const API_MAX_CONNECTIONS: usize = 4096;
+/// Prometheus scrapers are few.
+const METRICS_MAX_CONNECTIONS: usize = 64;
+
+async fn listen(addr: SocketAddr, cap: usize) -> Result<(Listener, SocketAddr), Error> {
+    let l = Listener::bind(addr, cap)
+        .await
+        .map_err(|source| Error::Listen { addr, source })?;
+    let bound = l
+        .local_addr()
+        .map_err(|source| Error::Listen { addr, source })?;
+    Ok((l, bound))
+}
+
+/// The gauges of a scrape, read now. A store that cannot be read leaves its series out.
+async fn gauges(svc: &Services) -> telemetry::Gauges {
+    let hosts = svc.fleet.hosts();
+    let by_status = match svc.store.all_containers().await {
+        Ok(all) => {
+            let mut m = std::collections::BTreeMap::new();
+            for s in ["pending", "initializing", "running", "stopped", "failed"] {
+                m.insert(s, 0);
+            }
+            for r in all.iter().filter(|r| r.is_visible()) {
+                *m.entry(r.status.as_str()).or_default() += 1;
+            }
+            Some(m)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: cannot read the store");
+            None
+        }
+    };
+    telemetry::Gauges {
+        agents_connected: hosts.iter().filter(|h| h.connected).count(),
+        agents_known: hosts.len(),
+        containers_by_status: by_status,
+    }
+}
+
 /// Starts the API and the agent endpoint; both stop when `shutdown` resolves.
 pub async fn start(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, Error> {
-    let store = store::Store::open(&config.store.path)?;
-    let authn = auth::Authenticator::from_config(&config.auth)?;
+    let store: Arc<dyn Store> = Arc::new(store::SledStore::open(&config.store.path)?);
+    let auth = auth::Authenticator::from_config(&config.auth)?;
     let endpoint = hub::bind(&config.link)?;
     let link_addr = endpoint.local_addr().map_err(|source| Error::Listen {
         addr: config.link.listen,
         source,
     })?;
-    let listener = tokio::net::TcpListener::bind(config.api.listen)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: config.api.listen,
-            source,
-        })?;
-    let api_addr = listener.local_addr().map_err(|source| Error::Listen {
-        addr: config.api.listen,
-        source,
-    })?;
+    let (listener, api_addr) = listen(config.api.listen, API_MAX_CONNECTIONS).await?;
     let metrics_listener = match config.metrics.listen {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| Error::Listen { addr, source })?,
-        ),
+        Some(addr) => Some(listen(addr, METRICS_MAX_CONNECTIONS).await?.0),
         None => None,
     };
-    let app = Arc::new(App::new(config, store, authn));
-    let metrics_task = metrics_listener.map(|l| {
-        let a = app.clone();
-        let route = warp::path!("metrics").and(warp::get()).map(move || {
-            warp::reply::with_header(
-                a.telemetry.render(&a),
-                "content-type",
-                "text/plain; version=0.0.4",
-            )
-        });
-        tokio::spawn(warp::serve(route).incoming(l).run())
+
+    let (hub, agent_events) = hub::Hub::new(config.link.heartbeat_interval);
+    let hub = Arc::new(hub);
+    let fleet = Arc::new(Fleet::new(hub.clone(), store.clone(), config.link.clone()));
+    let containers = Arc::new(Containers::new(
+        &config,
+        store.clone(),
+        fleet.clone(),
+        hub.clone(),
+        events::EventBus::default(),
+    ));
+    let grace = config.link.heartbeat_grace;
+    let svc = Arc::new(Services {
+        keys: keys::Keys::new(
+            store.clone(),
+            containers.clone(),
+            config.limits.max_ssh_keys,
+        ),
+        inside: inside::Inside::new(hub.clone()),
+        config,
+        auth,
+        store,
+        fleet: fleet.clone(),
+        containers: containers.clone(),
+        telemetry: Default::default(),
     });
 
-    let hub_task = tokio::spawn(hub::serve(app.clone(), endpoint.clone()));
-    let housekeeping = tokio::spawn(housekeeping(app.clone()));
-    let routes = api::routes(app.clone());
-    let app2 = app.clone();
+    let metrics_task = metrics_listener.map(|l| {
+        let s = svc.clone();
+        let route = warp::path!("metrics").and(warp::get()).then(move || {
+            let s = s.clone();
+            async move {
+                warp::reply::with_header(
+                    s.telemetry.render(&gauges(&s).await),
+                    "content-type",
+                    "text/plain; version=0.0.4",
+                )
+            }
+        });
+        tokio::spawn(http::serve(l, route, std::future::pending()))
+    });
+    let hub_task = tokio::spawn(hub::serve(hub.clone(), endpoint.clone()));
+    let agents_task = tokio::spawn(agents::run(agent_events, fleet.clone(), containers.clone()));
+    let housekeeping = tokio::spawn(agents::housekeeping(fleet, containers, grace));
+    let routes = api::routes(svc.clone());
+    let svc2 = svc.clone();
     let done = tokio::spawn(async move {
-        warp::serve(routes)
-            .incoming(listener)
-            .graceful(shutdown)
-            .run()
-            .await;
+        http::serve(listener, routes, shutdown).await;
         tracing::info!("API stopped; closing agent connections");
         endpoint.close(0u32.into(), b"coordinator shutting down");
         housekeeping.abort();
@@ -125,16 +185,17 @@ pub async fn start(
             t.abort();
         }
         let _ = hub_task.await;
-        if let Err(e) = app2.store.flush().await {
+        agents_task.abort();
+        if let Err(e) = svc2.store.flush().await {
             tracing::error!(error = %e, "final store flush failed");
         }
     });
     tracing::info!(%api_addr, %link_addr, "coordinator started");
-    berth_shared::sdnotify::notify("READY=1");
+    berth_service::sdnotify::notify("READY=1");
     Ok(Running {
         api_addr,
         link_addr,
-        app,
+        services: svc,
         done,
     })
 }
@@ -146,20 +207,4 @@ pub async fn run(
 ) -> Result<(), Error> {
     start(config, shutdown).await?.wait().await;
     Ok(())
-}
-
-/// Heartbeat grace and placement retries.
-async fn housekeeping(app: Arc<App>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut n: u64 = 0;
-    loop {
-        tick.tick().await;
-        n += 1;
-        for host in app.hub.sweep(app.config.link.heartbeat_grace) {
-            tracing::warn!(%host, "host unreachable: no heartbeat within the grace period");
-        }
-        if n.is_multiple_of(10) {
-            app.place_pending().await;
-        }
-    }
 }

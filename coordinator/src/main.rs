@@ -2,6 +2,8 @@
 
 use anyhow::Context;
 use berth_coordinator::config::Config;
+use berth_service::config::load_or_exit;
+use berth_service::process;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -84,50 +86,13 @@ enum TlsCommand {
     },
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colours only on a terminal (journald shows escape codes as they are); one JSON object
-    // per line with BERTH_LOG_FORMAT=json.
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if std::env::var("BERTH_LOG_FORMAT").is_ok_and(|v| v == "json") {
-        b.json().flatten_event(true).init();
-    } else {
-        b.init();
-    }
-}
-
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            return std::future::pending().await;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_tracing();
+    process::init_tracing();
     let cli = Cli::parse();
-    let config = match Config::load(&cli.config) {
-        Ok(c) => c,
-        Err(e) => {
-            // EX_CONFIG: systemd's RestartPreventExitStatus=78 stops a restart loop on it.
-            eprintln!("error: {e}");
-            std::process::exit(78);
-        }
-    };
+    let config: Config = load_or_exit(&cli.config);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => berth_coordinator::run(config, shutdown_signal()).await?,
+        Command::Serve => berth_coordinator::run(config, process::shutdown_signal()).await?,
         Command::Check => println!("{}: ok", cli.config.display()),
         Command::Enroll { host_key, ttl } => {
             let ttl = berth_shared::time::parse_duration(&ttl)?;

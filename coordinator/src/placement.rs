@@ -23,12 +23,6 @@ pub struct Demand {
     pub host_key: Option<String>,
 }
 
-fn fits(cap: &Resources, used: &Resources, need: &Resources) -> bool {
-    used.cpu_millis + need.cpu_millis <= cap.cpu_millis
-        && used.memory_mb + need.memory_mb <= cap.memory_mb
-        && used.disk_gb + need.disk_gb <= cap.disk_gb
-}
-
 /// Fraction of the host left free after placing `need`: the emptiest host wins, which spreads
 /// load across the fleet.
 fn headroom(cap: &Resources, used: &Resources, need: &Resources) -> f64 {
@@ -36,7 +30,7 @@ fn headroom(cap: &Resources, used: &Resources, need: &Resources) -> f64 {
         if c == 0 {
             0.0
         } else {
-            (c - u - n) as f64 / c as f64
+            c.saturating_sub(u).saturating_sub(n) as f64 / c as f64
         }
     };
     frac(cap.cpu_millis, used.cpu_millis, need.cpu_millis)
@@ -76,7 +70,10 @@ pub fn place(
     }
     eligible
         .iter()
-        .filter(|h| fits(&h.capacity, used.get(&h.host_key).unwrap_or(&zero), &d.need))
+        .filter(|h| {
+            let used = used.get(&h.host_key).unwrap_or(&zero);
+            used.plus(d.need).fits_in(&h.capacity)
+        })
         .max_by(|a, b| {
             let ha = headroom(&a.capacity, used.get(&a.host_key).unwrap_or(&zero), &d.need);
             let hb = headroom(&b.capacity, used.get(&b.host_key).unwrap_or(&zero), &d.need);

@@ -1,7 +1,8 @@
-//! The coordinator's Prometheus metrics: API requests by route and status with latency,
-//! connected agents, containers by status. Served on `[metrics] listen`.
+//! The coordinator's Prometheus metrics: API requests by route and status with latency
+//! (recorded by the API's dispatcher, one series per route of the table), and the gauges it
+//! is handed at each scrape (connected agents, containers by status). Served on
+//! `[metrics] listen`.
 
-use crate::app::App;
 use berth_shared::prom::{header, sample, Histogram};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -13,28 +14,19 @@ pub struct Telemetry {
     latency: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
 }
 
-/// `/compute/containers/ab12cd34/logs` → `/compute/containers/:id/logs`: one series per route,
-/// not per container.
-pub fn route_of(path: &str) -> String {
-    let segs: Vec<&str> = path.split('/').collect();
-    let mut out = Vec::with_capacity(segs.len());
-    for (i, s) in segs.iter().enumerate() {
-        let prev = if i > 0 { segs[i - 1] } else { "" };
-        let prev2 = if i > 1 { segs[i - 2] } else { "" };
-        out.push(match prev {
-            "containers" if !s.is_empty() => ":id",
-            "ssh-keys" if !s.is_empty() => ":key_id",
-            "hosts" if !s.is_empty() => ":host_key",
-            "ingress" if prev2 != "compute" && !s.is_empty() => ":port",
-            _ => s,
-        });
-    }
-    out.join("/")
+/// What the fleet and the store say now, read by the caller at each scrape.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub agents_connected: usize,
+    pub agents_known: usize,
+    /// `None` when the store could not be read: the series is left out, not shown as zero.
+    pub containers_by_status: Option<BTreeMap<&'static str, u64>>,
 }
 
 impl Telemetry {
-    pub fn record(&self, method: &str, path: &str, status: u16, took: Duration) {
-        let route = route_of(path);
+    /// One answered request; `route` is the route table's pattern (`:id` style).
+    pub fn record(&self, method: &str, route: &str, status: u16, took: Duration) {
+        let route = route.to_string();
         *self
             .requests
             .lock()
@@ -51,7 +43,7 @@ impl Telemetry {
         h.observe(took);
     }
 
-    pub fn render(&self, app: &App) -> String {
+    pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
         header(
             &mut out,
@@ -91,63 +83,41 @@ impl Telemetry {
                 &[("route", r)],
             );
         }
-        let hosts = app.hub.hosts();
-        let connected = hosts.iter().filter(|h| h.connected()).count();
         header(
             &mut out,
             "berth_agents_connected",
             "gauge",
             "Agents with a live QUIC connection.",
         );
-        sample(&mut out, "berth_agents_connected", &[], connected as f64);
+        sample(
+            &mut out,
+            "berth_agents_connected",
+            &[],
+            gauges.agents_connected as f64,
+        );
         header(
             &mut out,
             "berth_agents_known",
             "gauge",
             "Agents seen since start.",
         );
-        sample(&mut out, "berth_agents_known", &[], hosts.len() as f64);
-        let mut by_status: BTreeMap<&'static str, u64> = BTreeMap::new();
-        for s in ["pending", "initializing", "running", "stopped", "failed"] {
-            by_status.insert(s, 0);
-        }
-        for r in app
-            .store
-            .all_containers()
-            .unwrap_or_default()
-            .iter()
-            .filter(|r| r.is_visible())
-        {
-            *by_status.entry(r.status.as_str()).or_default() += 1;
-        }
-        header(
+        sample(
             &mut out,
-            "berth_containers",
-            "gauge",
-            "Containers by status.",
+            "berth_agents_known",
+            &[],
+            gauges.agents_known as f64,
         );
-        for (s, n) in by_status {
-            sample(&mut out, "berth_containers", &[("status", s)], n as f64);
+        if let Some(by_status) = &gauges.containers_by_status {
+            header(
+                &mut out,
+                "berth_containers",
+                "gauge",
+                "Containers by status.",
+            );
+            for (s, n) in by_status {
+                sample(&mut out, "berth_containers", &[("status", s)], *n as f64);
+            }
         }
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::route_of;
-
-    #[test]
-    fn ids_become_route_parameters() {
-        assert_eq!(
-            route_of("/compute/containers/ab12cd34/logs"),
-            "/compute/containers/:id/logs"
-        );
-        assert_eq!(
-            route_of("/compute/containers/ab12cd34/ingress/8080"),
-            "/compute/containers/:id/ingress/:port"
-        );
-        assert_eq!(route_of("/compute/containers"), "/compute/containers");
-        assert_eq!(route_of("/compute/ssh-keys/3"), "/compute/ssh-keys/:key_id");
     }
 }

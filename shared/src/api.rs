@@ -80,7 +80,7 @@ pub struct ContainerList {
     pub containers: Vec<Container>,
 }
 
-/// `POST /compute/containers`, after validation (see `validation::create_container`).
+/// `POST /compute/containers`, after validation (see `requests::CreateBody`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreateContainer {
     pub name: String,

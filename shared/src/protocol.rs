@@ -126,6 +126,48 @@ pub struct Resources {
     pub disk_gb: u64,
 }
 
+/// The one place CPU, memory and disk are added, taken away and compared: placement, a
+/// host's room for a resize and a user's quota totals all use these.
+impl Resources {
+    pub fn plus(self, o: Resources) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.saturating_add(o.cpu_millis),
+            memory_mb: self.memory_mb.saturating_add(o.memory_mb),
+            disk_gb: self.disk_gb.saturating_add(o.disk_gb),
+        }
+    }
+
+    pub fn minus(self, o: Resources) -> Resources {
+        Resources {
+            cpu_millis: self.cpu_millis.saturating_sub(o.cpu_millis),
+            memory_mb: self.memory_mb.saturating_sub(o.memory_mb),
+            disk_gb: self.disk_gb.saturating_sub(o.disk_gb),
+        }
+    }
+
+    /// Every dimension at most `cap`'s.
+    pub fn fits_in(&self, cap: &Resources) -> bool {
+        self.exceeds(cap).is_none()
+    }
+
+    /// The first dimension above `cap`'s, as `(quota dimension name, amount, cap)`.
+    pub fn exceeds(&self, cap: &Resources) -> Option<(&'static str, u64, u64)> {
+        [
+            ("cpu_millis", self.cpu_millis, cap.cpu_millis),
+            ("memory_mb", self.memory_mb, cap.memory_mb),
+            ("storage_gb", self.disk_gb, cap.disk_gb),
+        ]
+        .into_iter()
+        .find(|(_, n, max)| n > max)
+    }
+}
+
+impl std::iter::Sum for Resources {
+    fn sum<I: Iterator<Item = Resources>>(iter: I) -> Resources {
+        iter.fold(Resources::default(), Resources::plus)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
     pub host_key: String,

@@ -5,15 +5,29 @@
 //!
 //! Needs root, a running containerd and the default image tarball: `scripts/test` provides
 //! all three (`BERTH_BIN_DIR`, `BERTH_TEST_IMAGE`).
+//!
+//! [`Setup`] is the opening most suites share; [`User`] drives the public API (calls, expected
+//! statuses, container creation, keys, WebSockets); [`ws`] reads those WebSockets;
+//! [`containerd`] looks behind Berth's back.
 
 use anyhow::{bail, Context, Result};
+use net::{forget_network, free_udp_port};
 use serde_json::Value;
-use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod agents;
 pub mod containerd;
+mod net;
+mod setup;
+mod user;
+pub mod ws;
+
+pub use agents::ExtraAgent;
+pub use net::{free_tcp_port, test_network};
+pub use setup::Setup;
+pub use user::User;
 
 fn bin_dir() -> PathBuf {
     std::env::var_os("BERTH_BIN_DIR")
@@ -27,82 +41,6 @@ pub fn image_tar() -> PathBuf {
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/berth-test/base.tar")
         })
-}
-
-pub fn free_tcp_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn free_udp_port() -> Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// A bridge and a /24 of its own for each test agent, so parallel tests never share one.
-pub fn test_network(id: &str) -> (String, String) {
-    use rand::Rng;
-    let mut r = rand::rng();
-    (
-        format!("bt-{}", &id[..id.len().min(6)]),
-        format!(
-            "10.{}.{}.0/24",
-            r.random_range(200..250),
-            r.random_range(0..255)
-        ),
-    )
-}
-
-/// Removes a killed test agent's bridge and the NAT rules CNI made for its containers (their
-/// `CNI DEL` never ran): each is `-A POSTROUTING -s <ip>/32 -m comment --comment "…" -j CNI-…`
-/// plus the chain it jumps to. Only addresses of this test's own /24 are touched.
-fn forget_network((bridge, subnet): &(String, String)) {
-    let _ = Command::new("ip").args(["link", "del", bridge]).status();
-    let Some(prefix) = subnet.strip_suffix("0/24") else {
-        return;
-    };
-    let Ok(out) = Command::new("iptables")
-        .args(["-t", "nat", "-S", "POSTROUTING"])
-        .output()
-    else {
-        return;
-    };
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Some(rest) = line.strip_prefix("-A POSTROUTING -s ") else {
-            continue;
-        };
-        let Some((source, rest)) = rest.split_once(' ') else {
-            continue;
-        };
-        let comment = rest
-            .strip_prefix("-m comment --comment \"")
-            .and_then(|r| r.split_once("\" -j "));
-        let Some((comment, chain)) = comment else {
-            continue;
-        };
-        if !source.starts_with(prefix) || !chain.starts_with("CNI-") {
-            continue;
-        }
-        let comment = comment.replace("\\\"", "\"");
-        let nat = |args: &[&str]| {
-            let _ = Command::new("iptables")
-                .args(["-t", "nat"])
-                .args(args)
-                .status();
-        };
-        nat(&[
-            "-D",
-            "POSTROUTING",
-            "-s",
-            source,
-            "-m",
-            "comment",
-            "--comment",
-            &comment,
-            "-j",
-            chain,
-        ]);
-        nat(&["-F", chain]);
-        nat(&["-X", chain]);
-    }
 }
 
 fn suffix() -> String {
@@ -294,15 +232,7 @@ key = "{d}/tls/agent.key"
         self.eventually(
             Duration::from_secs(20),
             "the coordinator answers /healthz",
-            || async {
-                Ok(self
-                    .http
-                    .get(format!("{}/healthz", self.api))
-                    .send()
-                    .await?
-                    .status()
-                    .is_success())
-            },
+            || async { Ok(self.healthz().await?.status().is_success()) },
         )
         .await
     }
@@ -310,125 +240,6 @@ key = "{d}/tls/agent.key"
     pub async fn start_agent(&mut self) -> Result<()> {
         self.agent = Some(self.spawn("berth-agent", "agent.toml")?);
         Ok(())
-    }
-
-    /// Starts an extra agent, `name`, whose certificate comes from `tls_dir` and which claims
-    /// `host_key`; its log is `<name>.log`. Returns the process (killed on drop by the caller).
-    pub fn spawn_extra_agent(
-        &self,
-        name: &str,
-        host_key: &str,
-        tls_dir: &Path,
-    ) -> Result<ExtraAgent> {
-        self.spawn_agent_with(name, host_key, tls_dir, "")
-    }
-
-    /// Like [`Cluster::spawn_extra_agent`], with `coordinator_extra` appended to the
-    /// `[coordinator]` table (e.g. an enrollment token).
-    pub fn spawn_agent_with(
-        &self,
-        name: &str,
-        host_key: &str,
-        tls_dir: &Path,
-        coordinator_extra: &str,
-    ) -> Result<ExtraAgent> {
-        let d = self.dir.display();
-        let t = tls_dir.display();
-        let link = self.link_addr()?;
-        let (bridge, subnet) = test_network(&suffix());
-        std::fs::write(
-            self.dir.join(format!("{name}.toml")),
-            format!(
-                r#"
-host_key = "{host_key}"
-region = "test"
-data_dir = "{d}/{name}"
-[ssh]
-listen = "127.0.0.1:0"
-public_address = "127.0.0.1"
-[network]
-bridge = "{bridge}"
-subnet = "{subnet}"
-netns_dir = "{d}/{name}-netns"
-[containerd]
-namespace = "{ns}-{name}"
-[coordinator]
-address = "{link}"
-server_name = "localhost"
-ca_cert = "{d}/tls/ca.pem"
-cert = "{t}/agent.pem"
-key = "{t}/agent.key"
-{coordinator_extra}
-"#,
-                ns = self.namespace
-            ),
-        )?;
-        Ok(ExtraAgent {
-            child: self.spawn_logged("berth-agent", &format!("{name}.toml"), name)?,
-            namespace: format!("{}-{name}", self.namespace),
-            network: (bridge, subnet),
-        })
-    }
-
-    /// An agent certificate from a CA this cluster has never seen.
-    pub fn foreign_certificate(&self, host_key: &str) -> Result<PathBuf> {
-        let other = self.dir.join("foreign");
-        let mut cfg = std::fs::read_to_string(self.dir.join("coordinator.toml"))?;
-        cfg = cfg.replace(
-            &format!("{}/tls/", self.dir.display()),
-            &format!("{}/tls/", other.display()),
-        );
-        std::fs::create_dir_all(&other)?;
-        std::fs::write(other.join("coordinator.toml"), cfg)?;
-        let bin = bin_dir().join("berth-coordinator");
-        run(Command::new(&bin)
-            .arg("--config")
-            .arg(other.join("coordinator.toml"))
-            .args(["tls", "init"]))?;
-        let out = other.join("agent");
-        run(Command::new(&bin)
-            .arg("--config")
-            .arg(other.join("coordinator.toml"))
-            .args(["tls", "issue-agent", "--host-key", host_key, "--out"])
-            .arg(&out))?;
-        Ok(out)
-    }
-
-    /// An agent certificate from this cluster's CA.
-    pub fn certificate(&self, host_key: &str) -> Result<PathBuf> {
-        let out = self.dir.join(format!("cert-{host_key}"));
-        self.issue_agent_certificate(host_key, &out)?;
-        Ok(out)
-    }
-
-    /// `tls issue-agent` for `host_key` into `out` (agent.pem, agent.key, ca.pem), with the
-    /// coordinator config as it is on disk now.
-    pub fn issue_agent_certificate(&self, host_key: &str, out: &Path) -> Result<()> {
-        self.coordinator_cmd(&[
-            "tls",
-            "issue-agent",
-            "--host-key",
-            host_key,
-            "--out",
-            &out.display().to_string(),
-        ])?;
-        Ok(())
-    }
-
-    fn link_addr(&self) -> Result<String> {
-        let cfg = std::fs::read_to_string(self.dir.join("coordinator.toml"))?;
-        let port = cfg
-            .lines()
-            .filter(|l| l.starts_with("listen = \"127.0.0.1:"))
-            .nth(1)
-            .and_then(|l| {
-                l.trim_end_matches('"')
-                    .rsplit(':')
-                    .next()
-                    .map(str::to_string)
-            })
-            .context("link port in coordinator.toml")?;
-        Ok(format!("127.0.0.1:{port}"))
     }
 
     /// SIGTERM to the coordinator; returns its exit status once it has shut down.
@@ -458,14 +269,14 @@ key = "{t}/agent.key"
         Ok(())
     }
 
+    /// `GET /healthz`, as it answers.
+    async fn healthz(&self) -> Result<reqwest::Response> {
+        let url = format!("{}/healthz", self.api);
+        Ok(self.http.get(url).send().await?)
+    }
+
     pub async fn health(&self) -> Result<Value> {
-        Ok(self
-            .http
-            .get(format!("{}/healthz", self.api))
-            .send()
-            .await?
-            .json()
-            .await?)
+        Ok(self.healthz().await?.json().await?)
     }
 
     pub async fn wait_agents(&self, n: u64) -> Result<()> {
@@ -483,11 +294,21 @@ key = "{t}/agent.key"
     }
 
     pub fn user(&self, name: &str) -> Result<User> {
-        Ok(User {
+        Ok(self.user_with_token(self.token(name)?))
+    }
+
+    /// The user `name` with a token of only `scope` (`token --user <name> --scope <scope>`).
+    pub fn user_with_scope(&self, name: &str, scope: &str) -> Result<User> {
+        let token = self.coordinator_cmd(&["token", "--user", name, "--scope", scope])?;
+        Ok(self.user_with_token(token.trim().to_string()))
+    }
+
+    fn user_with_token(&self, token: String) -> User {
+        User {
             api: self.api.clone(),
-            token: self.token(name)?,
+            token,
             http: self.http.clone(),
-        })
+        }
     }
 
     pub fn agent_data(&self) -> PathBuf {
@@ -497,16 +318,17 @@ key = "{t}/agent.key"
     /// Creates a container for `user` with `body` (POST /compute/containers, 201) and waits
     /// until it runs; returns its id.
     pub async fn running_container(&self, user: &User, body: Value) -> Result<String> {
-        let (s, created) = user.call("POST", "/compute/containers", Some(body)).await?;
-        if s != 201 {
-            bail!("create: {s} {created}");
-        }
-        let id = created["id"].as_str().context("id")?.to_string();
-        self.eventually(Duration::from_secs(60), "the container runs", || async {
-            Ok(user.container(&id).await?["status"] == "running")
-        })
-        .await?;
+        let (id, _) = user.create_container(body).await?;
+        self.wait_running(user, &id, "the container runs").await?;
         Ok(id)
+    }
+
+    /// Waits (up to 60 s) until `user` sees container `id` running; `what` names the wait.
+    pub async fn wait_running(&self, user: &User, id: &str, what: &str) -> Result<()> {
+        self.eventually(Duration::from_secs(60), what, || async {
+            Ok(user.container(id).await?["status"] == "running")
+        })
+        .await
     }
 
     /// Polls `check` every 200 ms until it is true; fails with `what` after `limit`.
@@ -550,117 +372,5 @@ impl Drop for Cluster {
         if std::env::var_os("BERTH_KEEP_TEST_DIRS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
-    }
-}
-
-/// An agent started in addition to the cluster's own; killed and cleaned up on drop.
-pub struct ExtraAgent {
-    child: Child,
-    namespace: String,
-    network: (String, String),
-}
-
-impl Drop for ExtraAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        containerd::wipe_namespace(&self.namespace);
-        forget_network(&self.network);
-    }
-}
-
-/// A user of the public API, with a token of their own.
-#[derive(Clone)]
-pub struct User {
-    pub api: String,
-    pub token: String,
-    pub http: reqwest::Client,
-}
-
-impl User {
-    pub fn with_token(&self, token: &str) -> User {
-        User {
-            token: token.to_string(),
-            ..self.clone()
-        }
-    }
-
-    /// Sends a request; returns the status and the JSON body (`Null` when there is none).
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<(u16, Value)> {
-        let m = reqwest::Method::from_bytes(method.as_bytes())?;
-        let mut req = self.http.request(m, format!("{}{path}", self.api));
-        if !self.token.is_empty() {
-            req = req.bearer_auth(&self.token);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await?;
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).with_context(|| format!("body: {text}"))?
-        };
-        Ok((status, json))
-    }
-
-    pub async fn raw(&self, method: &str, path: &str, body: &'static str) -> Result<(u16, Value)> {
-        let m = reqwest::Method::from_bytes(method.as_bytes())?;
-        let resp = self
-            .http
-            .request(m, format!("{}{path}", self.api))
-            .bearer_auth(&self.token)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.json().await.unwrap_or(Value::Null)))
-    }
-
-    /// Registers a fresh ed25519 key made by ssh-keygen; returns its id.
-    pub async fn add_key(&self, name: &str) -> Result<u64> {
-        let dir = std::env::temp_dir().join(format!("berth-key-{}", suffix()));
-        let r = self.add_key_in(name, &dir).await;
-        let _ = std::fs::remove_dir_all(&dir);
-        Ok(r?.0)
-    }
-
-    /// Like [`User::add_key`], keeping the private key: returns the id and its path in `dir`.
-    pub async fn add_key_in(&self, name: &str, dir: &Path) -> Result<(u64, PathBuf)> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(format!("id_{name}_{}", suffix()));
-        run(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&path))?;
-        let public = std::fs::read_to_string(path.with_extension("pub"))?;
-        let (s, body) = self
-            .call(
-                "POST",
-                "/compute/ssh-keys",
-                Some(serde_json::json!({"name": name, "public_key": public.trim()})),
-            )
-            .await?;
-        if s != 201 {
-            bail!("adding a key: {s} {body}");
-        }
-        Ok((body["id"].as_u64().context("key id")?, path))
-    }
-
-    pub async fn container(&self, id: &str) -> Result<Value> {
-        let (s, body) = self
-            .call("GET", &format!("/compute/containers/{id}"), None)
-            .await?;
-        if s != 200 {
-            bail!("GET container {id}: {s} {body}");
-        }
-        Ok(body)
     }
 }

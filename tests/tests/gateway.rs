@@ -5,7 +5,7 @@
 //! connection is `421`; an unknown name gets a 404 page at once; a removed rule stops routing.
 
 use anyhow::Result;
-use berth_tests::{containerd, run, Cluster};
+use berth_tests::{containerd, run, Setup};
 use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
@@ -23,22 +23,21 @@ fn status(args: &[&str]) -> Result<String> {
     curl(&[&["-o", "/dev/null", "-w", "%{http_code}"], args].concat())
 }
 
+/// `args` after `--cacert <ca> --resolve <resolve>`: HTTPS to the gateway, checked against
+/// the cluster CA.
+fn tls<'a>(ca: &'a str, resolve: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    [&["--cacert", ca, "--resolve", resolve], args].concat()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn http_and_https_by_name() -> Result<()> {
-    let c = Cluster::start().await?;
-    let alice = c.user("alice")?;
-    let key = alice.add_key("k").await?;
-    let id = c
-        .running_container(&alice, json!({"name": "site", "ssh_key_ids": [key]}))
-        .await?;
+    let Setup { c, alice, id, .. } = Setup::running("k", json!({"name": "site"})).await?;
     let ns = c.namespace.clone();
     containerd::exec(&ns, &id, "mkdir -p /root/www && echo hello-$HOSTNAME > /root/www/index.html && head -c 3000000 /dev/urandom > /root/www/big && httpd -p 8080 -h /root/www")?;
     let p = format!("/compute/containers/{id}/ingress");
     for port in [80, 443] {
-        let (s, body) = alice
-            .call("POST", &p, Some(json!({"port": port, "target_port": 8080})))
-            .await?;
-        assert_eq!(s, 201, "{body}");
+        let rule = json!({"port": port, "target_port": 8080});
+        alice.expect(201, "POST", &p, Some(rule)).await?;
     }
     assert_eq!(alice.container(&id).await?["https_enabled"], true);
 
@@ -56,7 +55,7 @@ async fn http_and_https_by_name() -> Result<()> {
     })
     .await?;
     assert_eq!(
-        curl(&["--cacert", &ca, "--resolve", &https_resolve, &https])?,
+        curl(&tls(&ca, &https_resolve, &[&https]))?,
         format!("hello-{id}\n")
     );
     // Byte-exact through TLS termination.
@@ -71,46 +70,39 @@ async fn http_and_https_by_name() -> Result<()> {
         &big_direct.display().to_string(),
         &format!("http://{ip}:8080/big"),
     ])?;
-    curl(&[
-        "--cacert",
+    let big_tls_out = big_tls.display().to_string();
+    curl(&tls(
         &ca,
-        "--resolve",
         &https_resolve,
-        "-o",
-        &big_tls.display().to_string(),
-        &format!("{https}big"),
-    ])?;
+        &["-o", &big_tls_out, &format!("{https}big")],
+    ))?;
     assert_eq!(std::fs::read(&big_direct)?.len(), 3_000_000);
     assert!(std::fs::read(&big_direct)? == std::fs::read(&big_tls)?);
     // httpd closes after every response, yet the client's TLS connection carries all three.
-    let reused = curl(&[
-        "--cacert",
+    let reused = curl(&tls(
         &ca,
-        "--resolve",
         &https_resolve,
-        "-w",
-        "%{num_connects} %{http_code},",
-        "-o",
-        "/dev/null",
-        "-o",
-        "/dev/null",
-        "-o",
-        "/dev/null",
-        &https,
-        &format!("{https}big"),
-        &https,
-    ])?;
+        &[
+            "-w",
+            "%{num_connects} %{http_code},",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            &https,
+            &format!("{https}big"),
+            &https,
+        ],
+    ))?;
     assert_eq!(reused, "1 200,0 200,0 200,");
     // A request for another name on this TLS connection is misdirected.
-    let code = status(&[
-        "--cacert",
+    let code = status(&tls(
         &ca,
-        "--resolve",
         &https_resolve,
-        "-H",
-        "Host: nosuch00.berth.test",
-        &https,
-    ])?;
+        &["-H", "Host: nosuch00.berth.test", &https],
+    ))?;
     assert_eq!(code, "421");
 
     // Unknown names: a 404 page, not a hang, on both.
@@ -121,13 +113,12 @@ async fn http_and_https_by_name() -> Result<()> {
         &format!("http://{other}:{}/", c.http_port),
     ])?;
     assert_eq!(code, "404");
-    let code = status(&[
-        "--cacert",
+    let other_https = format!("https://{other}:{}/", c.https_port);
+    let code = status(&tls(
         &ca,
-        "--resolve",
         &format!("{other}:{}:127.0.0.1", c.https_port),
-        &format!("https://{other}:{}/", c.https_port),
-    ])?;
+        &[&other_https],
+    ))?;
     assert_eq!(code, "404");
 
     // Removed: the name is unknown again.

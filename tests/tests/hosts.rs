@@ -7,14 +7,11 @@ use berth_tests::Cluster;
 use serde_json::json;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(60);
-
 #[tokio::test(flavor = "multi_thread")]
 async fn operators_list_and_cordon_hosts() -> Result<()> {
     let mut c = Cluster::start().await?;
     let alice = c.user("alice")?;
-    let token = c.coordinator_cmd(&["token", "--user", "ops", "--scope", "compute.admin:*"])?;
-    let ops = alice.with_token(token.trim());
+    let ops = c.user_with_scope("ops", "compute.admin:*")?;
     let host = c.host_key.clone();
     let cordon = format!("/compute/hosts/{host}/cordon");
     let uncordon = format!("/compute/hosts/{host}/uncordon");
@@ -43,15 +40,9 @@ async fn operators_list_and_cordon_hosts() -> Result<()> {
     let (s, body) = ops.call("POST", &cordon, None).await?;
     assert_eq!((s, body["cordoned"].clone()), (200, json!(true)), "{body}");
     let key = alice.add_key("k").await?;
-    let (s, created) = alice
-        .call(
-            "POST",
-            "/compute/containers",
-            Some(json!({"name": "app", "ssh_key_ids": [key]})),
-        )
+    let (id, _) = alice
+        .create_container(json!({"name": "app", "ssh_key_ids": [key]}))
         .await?;
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap_or_default().to_string();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let v = alice.container(&id).await?;
     assert_eq!(v["status"], "pending", "{v}");
@@ -67,10 +58,7 @@ async fn operators_list_and_cordon_hosts() -> Result<()> {
     // Uncordoned: the waiting container is placed and runs; the list counts it.
     let (s, body) = ops.call("POST", &uncordon, None).await?;
     assert_eq!((s, body["cordoned"].clone()), (200, json!(false)), "{body}");
-    c.eventually(WAIT, "placed and running", || async {
-        Ok(alice.container(&id).await?["status"] == "running")
-    })
-    .await?;
+    c.wait_running(&alice, &id, "placed and running").await?;
     let (_, body) = ops.call("GET", "/compute/hosts", None).await?;
     assert_eq!(body["hosts"][0]["containers"], 1, "{body}");
     assert_eq!(body["hosts"][0]["used"]["cpu_millis"], 1000, "{body}");

@@ -4,7 +4,8 @@
 //! and a stopped container is 409 where it must run.
 
 use anyhow::{bail, Context, Result};
-use berth_tests::{containerd, Cluster};
+use berth_tests::ws::{next_text, Ws};
+use berth_tests::{containerd, Setup};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -12,21 +13,6 @@ use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(60);
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Text of the next text message.
-async fn next_text(ws: &mut Ws) -> Result<String> {
-    loop {
-        let m = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .context("no message in time")?
-            .context("stream ended")??;
-        if m.is_text() {
-            return Ok(m.to_text()?.to_string());
-        }
-    }
-}
 
 /// Terminal output until it contains `needle`.
 async fn read_until(ws: &mut Ws, needle: &str) -> Result<String> {
@@ -53,16 +39,10 @@ fn is_rfc3339_nano(ts: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_terminal_and_metrics() -> Result<()> {
-    let c = Cluster::start().await?;
-    let alice = c.user("alice")?;
+    let Setup { c, alice, id, .. } = Setup::running("laptop", json!({"name": "app"})).await?;
     let bob = c.user("bob")?;
-    let key = alice.add_key("laptop").await?;
-    let id = c
-        .running_container(&alice, json!({"name": "app", "ssh_key_ids": [key]}))
-        .await?;
     let p = |suffix: &str| format!("/compute/containers/{id}{suffix}");
     let ns = c.namespace.clone();
-    let ws_base = c.api.replace("http://", "ws://");
 
     // Lines the container writes (to its own stdout and stderr) become its log.
     // (stdout and stderr are copied apart, so their relative order is only kept across time)
@@ -110,25 +90,20 @@ async fn logs_terminal_and_metrics() -> Result<()> {
         );
     }
     for path in ["/logs", "/terminal"] {
-        let url = format!("{ws_base}{}?token={}", p(path), bob.token);
+        let url = bob.ws_url(&p(path));
         assert!(connect_async(url).await.is_err(), "bob reached {path}");
     }
 
     // WebSocket: the tail, then new lines as they come, 100,000 of them in order.
-    let (mut ws, _) = connect_async(format!(
-        "{ws_base}{}?tail=2&token={}",
-        p("/logs"),
-        alice.token
-    ))
-    .await?;
-    let first = next_text(&mut ws).await?;
+    let mut ws = alice.websocket(&p("/logs?tail=2")).await?;
+    let first = next_text(&mut ws, WAIT).await?;
     let (ts, text) = first.split_once(' ').context("format")?;
     assert!(is_rfc3339_nano(ts) && text == "line5", "{first}");
-    assert!(next_text(&mut ws).await?.ends_with(" oops"));
+    assert!(next_text(&mut ws, WAIT).await?.ends_with(" oops"));
     containerd::exec(&ns, &id, "seq 1 100000 > /proc/1/fd/1")?;
     let t0 = Instant::now();
     for want in 1..=100_000u32 {
-        let m = next_text(&mut ws).await?;
+        let m = next_text(&mut ws, WAIT).await?;
         let got = m.split_once(' ').map(|x| x.1).unwrap_or_default();
         assert_eq!(got, want.to_string(), "line {want} out of order");
     }
@@ -136,8 +111,7 @@ async fn logs_terminal_and_metrics() -> Result<()> {
     drop(ws);
 
     // Terminal: a shell on a PTY, echo, resize, keystroke round trip.
-    let (mut term, _) =
-        connect_async(format!("{ws_base}{}?token={}", p("/terminal"), alice.token)).await?;
+    let mut term = alice.websocket(&p("/terminal")).await?;
     // Like a person, type once the prompt is there (input sent earlier may be flushed).
     read_until(&mut term, "# ").await?;
     term.send(Message::binary(b"echo hi-$((40+2))\n".to_vec()))
@@ -228,8 +202,7 @@ async fn logs_terminal_and_metrics() -> Result<()> {
         (s, body["error"].clone()),
         (409, json!("container_not_running"))
     );
-    let url = format!("{ws_base}{}?token={}", p("/terminal"), alice.token);
-    match connect_async(url).await {
+    match connect_async(alice.ws_url(&p("/terminal"))).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 409),
         other => bail!("terminal on a stopped container: {other:?}"),
     }

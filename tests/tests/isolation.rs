@@ -17,15 +17,9 @@ async fn users_tokens_validation_and_quotas() -> Result<()> {
     let alice = c.user("alice")?;
     let bob = c.user("bob")?;
     let key = alice.add_key("laptop").await?;
-    let (s, created) = alice
-        .call(
-            "POST",
-            "/compute/containers",
-            Some(json!({"name": "web", "ssh_key_ids": [key]})),
-        )
+    let (id, _) = alice
+        .create_container(json!({"name": "web", "ssh_key_ids": [key]}))
         .await?;
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap_or_default().to_string();
 
     // Another user: 404 on every endpoint of alice's container, and nothing changes.
     let not_found = json!({"error": "not_found"});
@@ -48,20 +42,12 @@ async fn users_tokens_validation_and_quotas() -> Result<()> {
     assert_eq!(alice.container(&id).await?["name"], "web");
     // Bob cannot use alice's key, nor delete it.
     let (s, body) = bob
-        .call(
-            "POST",
-            "/compute/containers",
-            Some(json!({"name": "x", "ssh_key_ids": [key]})),
-        )
+        .post_container(json!({"name": "x", "ssh_key_ids": [key]}))
         .await?;
     assert_eq!(s, 422, "{body}");
     assert!(body["details"]["ssh_key_ids"].is_array(), "{body}");
-    assert_eq!(
-        bob.call("DELETE", &format!("/compute/ssh-keys/{key}"), None)
-            .await?
-            .0,
-        404
-    );
+    bob.expect(404, "DELETE", &format!("/compute/ssh-keys/{key}"), None)
+        .await?;
 
     // Forged, expired, algorithm-none and missing tokens: 401, always the same body.
     let unauth = json!({"error": "unauthenticated"});
@@ -102,21 +88,13 @@ async fn users_tokens_validation_and_quotas() -> Result<()> {
 
     // Validation: 422 with details per field, nothing stored.
     let (s, body) = alice
-        .call(
-            "POST",
-            "/compute/containers",
-            Some(json!({"memory_mb": "lots", "instance_type": "huge", "mount_paths": ["/proc"]})),
+        .post_container(
+            json!({"memory_mb": "lots", "instance_type": "huge", "mount_paths": ["/proc"]}),
         )
         .await?;
     assert_eq!(s, 422, "{body}");
     assert_eq!(body["error"], "invalid");
-    for f in [
-        "name",
-        "memory_mb",
-        "instance_type",
-        "mount_paths",
-        "ssh_key_ids",
-    ] {
+    for f in "name memory_mb instance_type mount_paths ssh_key_ids".split(' ') {
         assert!(body["details"][f].is_array(), "no detail for {f}: {body}");
     }
     assert_eq!(
@@ -139,13 +117,7 @@ async fn users_tokens_validation_and_quotas() -> Result<()> {
         "ssh-dss AAAAB3NzaC1kc3MAAACBAP",
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBAD",
     ] {
-        let (s, body) = alice
-            .call(
-                "POST",
-                "/compute/ssh-keys",
-                Some(json!({"name": "k", "public_key": bad})),
-            )
-            .await?;
+        let (s, body) = alice.post_key("k", bad).await?;
         assert_eq!(s, 422, "{bad}: {body}");
         assert!(body["details"]["public_key"].is_array());
     }
@@ -154,32 +126,16 @@ async fn users_tokens_validation_and_quotas() -> Result<()> {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let (s, _) = alice
-        .call(
-            "POST",
-            "/compute/ssh-keys",
-            Some(json!({"name": "again", "public_key": existing})),
-        )
-        .await?;
-    assert_eq!(s, 409);
+    assert_eq!(alice.post_key("again", &existing).await?.0, 409);
 
     // Quota: 3 containers per user.
     for name in ["two", "three"] {
-        let (s, body) = alice
-            .call(
-                "POST",
-                "/compute/containers",
-                Some(json!({"name": name, "ssh_key_ids": [key]})),
-            )
+        alice
+            .create_container(json!({"name": name, "ssh_key_ids": [key]}))
             .await?;
-        assert_eq!(s, 201, "{body}");
     }
     let (s, body) = alice
-        .call(
-            "POST",
-            "/compute/containers",
-            Some(json!({"name": "four", "ssh_key_ids": [key]})),
-        )
+        .post_container(json!({"name": "four", "ssh_key_ids": [key]}))
         .await?;
     assert_eq!(s, 403);
     assert_eq!(
@@ -189,14 +145,9 @@ async fn users_tokens_validation_and_quotas() -> Result<()> {
 
     // An instance type whose arch no host has stays pending with a reason, not a 500.
     let bob_key = bob.add_key("bob").await?;
-    let (s, arm) = bob
-        .call(
-            "POST",
-            "/compute/containers",
-            Some(json!({"name": "arm", "instance_type": "nano", "ssh_key_ids": [bob_key]})),
-        )
+    let (_, arm) = bob
+        .create_container(json!({"name": "arm", "instance_type": "nano", "ssh_key_ids": [bob_key]}))
         .await?;
-    assert_eq!(s, 201, "{arm}");
     assert_eq!(arm["status"], "pending");
     assert!(
         arm["status_reason"]

@@ -14,20 +14,14 @@ async fn container_lifecycle_on_real_containerd() -> Result<()> {
     let alice = c.user("alice")?;
     let key = alice.add_key("laptop").await?;
 
-    let (s, created) = alice
-        .call(
-            "POST",
-            "/compute/containers",
-            Some(json!({"name": "web", "ssh_key_ids": [key], "memory_mb": 256})),
-        )
+    let (id, created) = alice
+        .create_container(json!({"name": "web", "ssh_key_ids": [key], "memory_mb": 256}))
         .await?;
-    assert_eq!(s, 201, "{created}");
     assert_eq!(created["status"], "pending");
     assert_eq!(created["memory_mb"], 256);
     assert_eq!(created["storage_gb"], 5);
     assert_eq!(created["instance_type"], "tiny");
     assert_eq!(created["mount_paths"], json!(["/root"]));
-    let id = created["id"].as_str().unwrap_or_default().to_string();
     assert!(
         id.len() == 8
             && id
@@ -37,10 +31,7 @@ async fn container_lifecycle_on_real_containerd() -> Result<()> {
     );
     assert_eq!(created["hostname"], format!("{id}.berth.test"));
 
-    c.eventually(WAIT, "the container runs", || async {
-        Ok(alice.container(&id).await?["status"] == "running")
-    })
-    .await?;
+    c.wait_running(&alice, &id, "the container runs").await?;
     let ns = &c.namespace;
     let (pid, status) = containerd::task(ns, &id)?.expect("a task");
     assert_eq!(status, "RUNNING");
@@ -80,10 +71,10 @@ async fn container_lifecycle_on_real_containerd() -> Result<()> {
         "persisted\n"
     );
 
-    let (s, stopped) = alice
-        .call("POST", &format!("/compute/containers/{id}/stop"), None)
+    let p = format!("/compute/containers/{id}");
+    let stopped = alice
+        .expect(200, "POST", &format!("{p}/stop"), None)
         .await?;
-    assert_eq!(s, 200, "{stopped}");
     assert_eq!(stopped["status"], "stopped", "{stopped}");
     assert_eq!(
         containerd::task(ns, &id)?,
@@ -91,29 +82,23 @@ async fn container_lifecycle_on_real_containerd() -> Result<()> {
         "the task is gone after stop"
     );
 
-    let (s, started) = alice
-        .call("POST", &format!("/compute/containers/{id}/start"), None)
+    let started = alice
+        .expect(200, "POST", &format!("{p}/start"), None)
         .await?;
-    assert_eq!(s, 200, "{started}");
     // start answers once the host reports the container running (seed 003)
     assert_eq!(started["status"], "running");
-    c.eventually(WAIT, "the container runs again", || async {
-        Ok(alice.container(&id).await?["status"] == "running")
-    })
-    .await?;
+    c.wait_running(&alice, &id, "the container runs again")
+        .await?;
     assert_eq!(
         containerd::exec(ns, &id, "cat /root/marker")?,
         "persisted\n"
     );
 
-    let (s, body) = alice
-        .call("DELETE", &format!("/compute/containers/{id}"), None)
-        .await?;
-    assert_eq!((s, body), (200, json!({"status": "ok"})));
-    let (s, _) = alice
-        .call("GET", &format!("/compute/containers/{id}"), None)
-        .await?;
-    assert_eq!(s, 404);
+    assert_eq!(
+        alice.call("DELETE", &p, None).await?,
+        (200, json!({"status": "ok"}))
+    );
+    alice.expect(404, "GET", &p, None).await?;
     c.eventually(
         WAIT,
         "containerd and the disk hold nothing of it",

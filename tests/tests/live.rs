@@ -2,27 +2,13 @@
 //! running → stop → stopped → delete as they happen; only the caller's containers, ever;
 //! no token → refused before the upgrade.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
+use berth_tests::ws::{next_json, Ws};
 use berth_tests::Cluster;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio_tungstenite::connect_async;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_json(ws: &mut Ws, limit: Duration) -> Result<Value> {
-    loop {
-        let msg = tokio::time::timeout(limit, ws.next())
-            .await
-            .context("no message in time")?
-            .context("stream ended")??;
-        if msg.is_text() {
-            return Ok(serde_json::from_str(msg.to_text()?)?);
-        }
-    }
-}
 
 /// Reads until a message matching `pred` arrives; returns the types seen on the way.
 async fn until(ws: &mut Ws, what: &str, pred: impl Fn(&Value) -> bool) -> Result<Vec<String>> {
@@ -47,12 +33,6 @@ async fn status_stream_follows_the_callers_containers_only() -> Result<()> {
     let c = Cluster::start().await?;
     let alice = c.user("alice")?;
     let bob = c.user("bob")?;
-    let ws_url = |token: &str| {
-        format!(
-            "{}/compute/ws?token={token}",
-            c.api.replace("http://", "ws://")
-        )
-    };
 
     assert!(
         connect_async(format!("{}/compute/ws", c.api.replace("http://", "ws://")))
@@ -61,27 +41,19 @@ async fn status_stream_follows_the_callers_containers_only() -> Result<()> {
         "no token must be refused"
     );
 
-    let (mut a, _) = connect_async(ws_url(&alice.token)).await?;
-    let (mut b, _) = connect_async(ws_url(&bob.token)).await?;
-    assert_eq!(
-        next_json(&mut a, Duration::from_secs(5)).await?,
-        json!({"type": "containers", "data": []})
-    );
-    assert_eq!(
-        next_json(&mut b, Duration::from_secs(5)).await?,
-        json!({"type": "containers", "data": []})
-    );
+    let mut a = alice.websocket("/compute/ws").await?;
+    let mut b = bob.websocket("/compute/ws").await?;
+    for ws in [&mut a, &mut b] {
+        assert_eq!(
+            next_json(ws, Duration::from_secs(5)).await?,
+            json!({"type": "containers", "data": []})
+        );
+    }
 
     let key = alice.add_key("k").await?;
-    let (s, created) = alice
-        .call(
-            "POST",
-            "/compute/containers",
-            Some(json!({"name": "w", "ssh_key_ids": [key]})),
-        )
+    let (id, _) = alice
+        .create_container(json!({"name": "w", "ssh_key_ids": [key]}))
         .await?;
-    assert_eq!(s, 201, "{created}");
-    let id = created["id"].as_str().unwrap_or_default().to_string();
     let is = |kind: &'static str, status: &'static str| {
         let id = id.clone();
         move |m: &Value| {
@@ -92,10 +64,9 @@ async fn status_stream_follows_the_callers_containers_only() -> Result<()> {
     };
     until(&mut a, "running", is("container_status", "running")).await?;
     until(&mut a, "container_started", is("container_started", "")).await?;
-    let (s, _) = alice
-        .call("POST", &format!("/compute/containers/{id}/stop"), None)
+    alice
+        .expect(200, "POST", &format!("/compute/containers/{id}/stop"), None)
         .await?;
-    assert_eq!(s, 200);
     until(&mut a, "stopped", is("container_status", "stopped")).await?;
     until(&mut a, "container_stopped", is("container_stopped", "")).await?;
     alice

@@ -5,30 +5,29 @@
 //! when removed; delete leaves no namespace behind.
 
 use anyhow::{Context, Result};
-use berth_tests::{containerd, Cluster};
+use berth_tests::{containerd, Cluster, User};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-async fn running(c: &Cluster, u: &berth_tests::User, name: &str) -> Result<String> {
+async fn running(c: &Cluster, u: &User, name: &str) -> Result<String> {
     let key = u.add_key(name).await?;
-    let (s, created) = u
-        .call(
-            "POST",
-            "/compute/containers",
-            Some(json!({"name": name, "ssh_key_ids": [key]})),
-        )
+    let (id, _) = u
+        .create_container(json!({"name": name, "ssh_key_ids": [key]}))
         .await?;
-    anyhow::ensure!(s == 201, "{created}");
-    let id = created["id"].as_str().unwrap_or_default().to_string();
     c.eventually(WAIT, "running with an address", || async {
         let v = u.container(&id).await?;
         Ok(v["status"] == "running" && v["external_ip"].is_string())
     })
     .await?;
     Ok(id)
+}
+
+/// The body of a GET of `url`, whatever its status.
+async fn body(http: &reqwest::Client, url: &str) -> Result<Vec<u8>> {
+    Ok(http.get(url).send().await?.bytes().await?.to_vec())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -70,12 +69,7 @@ async fn containers_get_addresses_and_ingress() -> Result<()> {
     // busybox httpd in the container, with a 5 MB file.
     containerd::exec(&ns, &a, "mkdir -p /root/www && echo hello > /root/www/index.html && head -c 5000000 /dev/urandom > /root/www/big.bin && httpd -p 8080 -h /root/www")?;
     let http = reqwest::Client::new();
-    let direct = http
-        .get(format!("http://{a_ip}:8080/big.bin"))
-        .send()
-        .await?
-        .bytes()
-        .await?;
+    let direct = body(&http, &format!("http://{a_ip}:8080/big.bin")).await?;
     assert_eq!(direct.len(), 5_000_000);
 
     // Another user's container cannot reach it (while the same request works from inside).
@@ -94,10 +88,8 @@ async fn containers_get_addresses_and_ingress() -> Result<()> {
     // Ingress on a host port in 8000–8999.
     let port: u16 = 8000 + (std::process::id() % 1000) as u16;
     let p = format!("/compute/containers/{a}/ingress");
-    let (s, body) = alice
-        .call("POST", &p, Some(json!({"port": port, "target_port": 8080})))
-        .await?;
-    assert_eq!(s, 201, "{body}");
+    let rule = json!({"port": port, "target_port": 8080});
+    alice.expect(201, "POST", &p, Some(rule)).await?;
     let url = format!("http://127.0.0.1:{port}");
     let answers = || async {
         Ok(http
@@ -112,12 +104,7 @@ async fn containers_get_addresses_and_ingress() -> Result<()> {
         http.get(format!("{url}/")).send().await?.text().await?,
         "hello\n"
     );
-    let via = http
-        .get(format!("{url}/big.bin"))
-        .send()
-        .await?
-        .bytes()
-        .await?;
+    let via = body(&http, &format!("{url}/big.bin")).await?;
     assert!(
         via == direct,
         "the 5 MB body changed on its way through ingress"
@@ -140,21 +127,18 @@ async fn containers_get_addresses_and_ingress() -> Result<()> {
         .await?;
 
     // Removed: the port refuses connections.
-    let (s, _) = alice.call("DELETE", &format!("{p}/{port}"), None).await?;
-    assert_eq!(s, 200);
+    alice
+        .expect(200, "DELETE", &format!("{p}/{port}"), None)
+        .await?;
     c.eventually(WAIT, "ingress refused", || async {
         Ok(std::net::TcpStream::connect(("127.0.0.1", port)).is_err())
     })
     .await?;
 
     // Delete: namespace and address go.
-    assert_eq!(
-        alice
-            .call("DELETE", &format!("/compute/containers/{a}"), None)
-            .await?
-            .0,
-        200
-    );
+    alice
+        .expect(200, "DELETE", &format!("/compute/containers/{a}"), None)
+        .await?;
     let netns = c.dir.join("netns").join(&a);
     c.eventually(WAIT, "namespace removed", || async { Ok(!netns.exists()) })
         .await?;

@@ -3,7 +3,7 @@
 //! the same task. SIGKILL the coordinator: its records survive.
 
 use anyhow::Result;
-use berth_tests::{containerd, Cluster};
+use berth_tests::{containerd, Setup};
 use serde_json::json;
 use std::time::Duration;
 
@@ -11,12 +11,9 @@ const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn containers_survive_agent_and_coordinator_kills() -> Result<()> {
-    let mut c = Cluster::start().await?;
-    let alice = c.user("alice")?;
-    let key = alice.add_key("laptop").await?;
-    let id = c
-        .running_container(&alice, json!({"name": "db", "ssh_key_ids": [key]}))
-        .await?;
+    let Setup {
+        mut c, alice, id, ..
+    } = Setup::running("laptop", json!({"name": "db"})).await?;
     let ns = c.namespace.clone();
     let (pid, _) = containerd::task(&ns, &id)?.expect("task");
 
@@ -73,19 +70,12 @@ async fn containers_survive_agent_and_coordinator_kills() -> Result<()> {
 /// volume, and the answer says so; an ordinary start says nothing of the kind.
 #[tokio::test(flavor = "multi_thread")]
 async fn start_recreates_a_container_containerd_lost() -> Result<()> {
-    let c = Cluster::start().await?;
-    let alice = c.user("alice")?;
-    let key = alice.add_key("laptop").await?;
-    let id = c
-        .running_container(&alice, json!({"name": "db", "ssh_key_ids": [key]}))
-        .await?;
+    let Setup { c, alice, id, .. } = Setup::running("laptop", json!({"name": "db"})).await?;
     let p = |suffix: &str| format!("/compute/containers/{id}{suffix}");
     let ns = c.namespace.clone();
-    containerd::exec(
-        &ns,
-        &id,
-        "echo kept > /root/marker; echo rootfs > /etc/marker",
-    )?;
+    // One file on the volume, one on the writable root filesystem.
+    let markers = "echo kept > /root/marker; echo rootfs > /etc/marker";
+    containerd::exec(&ns, &id, markers)?;
 
     // An ordinary stop/start: running when it answers, nothing re-created, even the writable
     // root filesystem kept.

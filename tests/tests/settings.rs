@@ -3,7 +3,7 @@
 //! key deletion revoking the key from containers.
 
 use anyhow::Result;
-use berth_tests::{containerd, Cluster};
+use berth_tests::{containerd, Setup};
 use serde_json::json;
 use std::time::Duration;
 
@@ -11,11 +11,9 @@ const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn container_settings_round_trip() -> Result<()> {
-    let c = Cluster::start().await?;
-    let alice = c.user("alice")?;
+    let body = json!({"name": "app", "env": {"GREETING": "hi"}, "ports": [8080]});
+    let Setup { c, alice, key, id } = Setup::running("laptop", body).await?;
     let bob = c.user("bob")?;
-    let key = alice.add_key("laptop").await?;
-    let id = c.running_container(&alice, json!({"name": "app", "ssh_key_ids": [key], "env": {"GREETING": "hi"}, "ports": [8080]})).await?;
     let p = |suffix: &str| format!("/compute/containers/{id}{suffix}");
     let ns = c.namespace.clone();
     assert_eq!(containerd::exec(&ns, &id, "echo $GREETING")?, "hi\n");
@@ -31,13 +29,9 @@ async fn container_settings_round_trip() -> Result<()> {
             .await?,
         (200, json!({"ssh_enabled": true}))
     );
-    assert_eq!(
-        alice
-            .call("PUT", &p("/ssh"), Some(json!({"ssh_enabled": "yes"})))
-            .await?
-            .0,
-        422
-    );
+    alice
+        .expect(422, "PUT", &p("/ssh"), Some(json!({"ssh_enabled": "yes"})))
+        .await?;
 
     // Mounts: a running container is re-created with the new mounts, data kept.
     containerd::exec(&ns, &id, "echo kept > /root/f")?;
@@ -56,17 +50,8 @@ async fn container_settings_round_trip() -> Result<()> {
         ),
         "{body}"
     );
-    assert_eq!(
-        alice
-            .call(
-                "PUT",
-                &p("/mounts"),
-                Some(json!({"mount_paths": ["/proc"]}))
-            )
-            .await?
-            .0,
-        422
-    );
+    let proc = json!({"mount_paths": ["/proc"]});
+    alice.expect(422, "PUT", &p("/mounts"), Some(proc)).await?;
     c.eventually(WAIT, "re-created with /data", || async {
         Ok(alice.container(&id).await?["status"] == "running"
             && containerd::exec(&ns, &id, "cat /root/f && test -d /data && echo ok")
@@ -75,32 +60,21 @@ async fn container_settings_round_trip() -> Result<()> {
     .await?;
 
     // Ingress rules.
-    let (s, rule) = alice
-        .call(
-            "POST",
-            &p("/ingress"),
-            Some(json!({"port": 8080, "target_port": 3000})),
-        )
+    let forward = json!({"port": 8080, "target_port": 3000});
+    let rule = alice
+        .expect(201, "POST", &p("/ingress"), Some(forward))
         .await?;
-    assert_eq!(s, 201, "{rule}");
     assert_eq!(
         (rule["port"].as_u64(), rule["target_port"].as_u64()),
         (Some(8080), Some(3000))
     );
-    assert_eq!(
+    // Port 22 is refused; 8080 has a rule already.
+    for (port, want) in [(22, 422), (8080, 409)] {
+        let rule = json!({"port": port});
         alice
-            .call("POST", &p("/ingress"), Some(json!({"port": 22})))
-            .await?
-            .0,
-        422
-    );
-    assert_eq!(
-        alice
-            .call("POST", &p("/ingress"), Some(json!({"port": 8080})))
-            .await?
-            .0,
-        409
-    );
+            .expect(want, "POST", &p("/ingress"), Some(rule))
+            .await?;
+    }
     let (_, r443) = alice
         .call("POST", &p("/ingress"), Some(json!({"port": 443})))
         .await?;
@@ -112,31 +86,19 @@ async fn container_settings_round_trip() -> Result<()> {
         alice.call("DELETE", &p("/ingress/8080"), None).await?,
         (200, json!({"status": "ok"}))
     );
-    assert_eq!(
-        alice.call("DELETE", &p("/ingress/8080"), None).await?.0,
-        404
-    );
+    alice
+        .expect(404, "DELETE", &p("/ingress/8080"), None)
+        .await?;
 
     // PATCH: rename and resize within limits; the cgroup follows.
-    let (s, patched) = alice
-        .call(
-            "PATCH",
-            &p(""),
-            Some(json!({"name": "app2", "memory_mb": 384})),
-        )
-        .await?;
-    assert_eq!(s, 200, "{patched}");
+    let resize = json!({"name": "app2", "memory_mb": 384});
+    let patched = alice.expect(200, "PATCH", &p(""), Some(resize)).await?;
     assert_eq!(
         (patched["name"].as_str(), patched["restarted"].as_bool()),
         (Some("app2"), Some(true))
     );
-    assert_eq!(
-        alice
-            .call("PATCH", &p(""), Some(json!({"cpu_millis": 99999})))
-            .await?
-            .0,
-        422
-    );
+    let too_much = json!({"cpu_millis": 99999});
+    alice.expect(422, "PATCH", &p(""), Some(too_much)).await?;
     c.eventually(WAIT, "the new memory limit is in the cgroup", || async {
         Ok(containerd::cgroup("memory", &id, "memory.limit_in_bytes")
             .is_ok_and(|v| v == (384u64 << 20).to_string()))
@@ -144,22 +106,14 @@ async fn container_settings_round_trip() -> Result<()> {
     .await?;
 
     // Reboot: a new task, same container.
-    c.eventually(WAIT, "running", || async {
-        Ok(alice.container(&id).await?["status"] == "running")
-    })
-    .await?;
+    c.wait_running(&alice, &id, "running").await?;
     let (pid, _) = containerd::task(&ns, &id)?.expect("task");
-    let (s, body) = alice
-        .call("POST", &p("/actions"), Some(json!({"type": "reboot"})))
-        .await?;
-    assert_eq!(s, 200, "{body}");
-    assert_eq!(
+    for (action, want) in [("reboot", 200), ("explode", 422)] {
+        let action = json!({"type": action});
         alice
-            .call("POST", &p("/actions"), Some(json!({"type": "explode"})))
-            .await?
-            .0,
-        422
-    );
+            .expect(want, "POST", &p("/actions"), Some(action))
+            .await?;
+    }
     c.eventually(WAIT, "rebooted", || async {
         Ok(containerd::task(&ns, &id)?.is_some_and(|(p, s)| p != pid && s == "RUNNING"))
     })
@@ -190,17 +144,8 @@ async fn container_settings_round_trip() -> Result<()> {
     );
     let (_, images) = alice.call("GET", "/compute/images", None).await?;
     assert_eq!(images[0]["source"], "builtin");
-    assert_eq!(
-        alice
-            .call(
-                "POST",
-                "/compute/containers",
-                Some(json!({"name": "x", "ssh_key_ids": [key], "image": "evil/image:1"}))
-            )
-            .await?
-            .0,
-        422
-    );
+    let evil = json!({"name": "x", "ssh_key_ids": [key], "image": "evil/image:1"});
+    assert_eq!(alice.post_container(evil).await?.0, 422);
 
     // Other users get 404 on every settings route.
     for (m, path) in [
@@ -228,28 +173,15 @@ async fn container_settings_round_trip() -> Result<()> {
     }
 
     // Scoped tokens: read-only may read but not change.
-    let ro = alice.with_token(
-        c.coordinator_cmd(&[
-            "token",
-            "--user",
-            "alice",
-            "--scope",
-            "compute.alice.containers:read",
-        ])?
-        .trim(),
-    );
+    let ro = c.user_with_scope("alice", "compute.alice.containers:read")?;
     assert_eq!(ro.call("GET", &p(""), None).await?.0, 200);
     assert_eq!(ro.call("POST", &p("/stop"), None).await?.0, 403);
     assert_eq!(ro.call("GET", "/compute/ssh-keys", None).await?.0, 403);
 
     // Deleting a key revokes it from the container.
-    assert_eq!(
-        alice
-            .call("DELETE", &format!("/compute/ssh-keys/{key}"), None)
-            .await?
-            .0,
-        200
-    );
+    alice
+        .expect(200, "DELETE", &format!("/compute/ssh-keys/{key}"), None)
+        .await?;
     assert_eq!(alice.container(&id).await?["ssh_key_ids"], json!([]));
     Ok(())
 }

@@ -42,6 +42,21 @@ impl Ssh {
         self.run_with(self.cmd(key, login, false), args, stdin)
     }
 
+    /// Waits until `true`, run with `key` as `login`, exits with `code` (255: refused).
+    async fn wait_exit(
+        &self,
+        c: &Cluster,
+        what: &str,
+        key: &Path,
+        login: &str,
+        code: i32,
+    ) -> Result<()> {
+        c.eventually(WAIT, what, || async {
+            Ok(self.run(key, login, &["true"], b"")?.status.code() == Some(code))
+        })
+        .await
+    }
+
     fn run_with(&self, mut c: Command, args: &[&str], stdin: &[u8]) -> Result<Output> {
         let mut child = c
             .args(args)
@@ -171,25 +186,16 @@ async fn ssh_into_a_container_with_openssh() -> Result<()> {
     alice
         .call("PUT", &p, Some(json!({"ssh_enabled": false})))
         .await?;
-    c.eventually(WAIT, "ssh disabled", || async {
-        Ok(ssh.run(&a_path, &id, &["true"], b"")?.status.code() == Some(255))
-    })
-    .await?;
+    ssh.wait_exit(&c, "ssh disabled", &a_path, &id, 255).await?;
     assert!(alice.container(&id).await?.get("ssh_command").is_none());
     alice
         .call("PUT", &p, Some(json!({"ssh_enabled": true})))
         .await?;
-    c.eventually(WAIT, "ssh enabled", || async {
-        Ok(ssh.run(&a_path, &id, &["true"], b"")?.status.code() == Some(0))
-    })
-    .await?;
-    let (s, _) = alice
-        .call("DELETE", &format!("/compute/ssh-keys/{a_key}"), None)
+    ssh.wait_exit(&c, "ssh enabled", &a_path, &id, 0).await?;
+    alice
+        .expect(200, "DELETE", &format!("/compute/ssh-keys/{a_key}"), None)
         .await?;
-    assert_eq!(s, 200);
-    c.eventually(WAIT, "deleted key refused", || async {
-        Ok(ssh.run(&a_path, &id, &["true"], b"")?.status.code() == Some(255))
-    })
-    .await?;
+    ssh.wait_exit(&c, "deleted key refused", &a_path, &id, 255)
+        .await?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! use, a PATCH that grows it keeps the data, and delete removes the filesystem.
 
 use anyhow::Result;
-use berth_tests::{containerd, Cluster};
+use berth_tests::{containerd, Setup};
 use serde_json::json;
 use std::time::Duration;
 
@@ -11,10 +11,8 @@ const WAIT: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn storage_is_bounded_and_kept() -> Result<()> {
-    let c = Cluster::start().await?;
-    let alice = c.user("alice")?;
-    let key = alice.add_key("laptop").await?;
-    let id = c.running_container(&alice, json!({"name": "db", "ssh_key_ids": [key], "storage_gb": 1, "mount_paths": ["/root", "/data"]})).await?;
+    let body = json!({"name": "db", "storage_gb": 1, "mount_paths": ["/root", "/data"]});
+    let Setup { c, alice, id, .. } = Setup::running("laptop", body).await?;
     let p = format!("/compute/containers/{id}");
     let ns = c.namespace.clone();
     let img = c.agent_data().join("volumes").join(format!("{id}.ext4"));
@@ -38,10 +36,9 @@ async fn storage_is_bounded_and_kept() -> Result<()> {
         &id,
         "rm /root/fill /data/fill; echo kept > /data/marker",
     )?;
-    let (s, body) = alice
-        .call("PATCH", &p, Some(json!({"storage_gb": 2})))
+    alice
+        .expect(200, "PATCH", &p, Some(json!({"storage_gb": 2})))
         .await?;
-    assert_eq!(s, 200, "{body}");
     c.eventually(WAIT, "running at 2 GB", || async {
         Ok(alice.container(&id).await?["status"] == "running"
             && std::fs::metadata(&img)?.len() == 2 << 30)
@@ -56,10 +53,9 @@ async fn storage_is_bounded_and_kept() -> Result<()> {
     assert!(kb > 1_900_000, "{df}");
 
     // It cannot shrink: the data might not fit.
-    let (s, body) = alice
-        .call("PATCH", &p, Some(json!({"storage_gb": 1})))
+    let body = alice
+        .expect(422, "PATCH", &p, Some(json!({"storage_gb": 1})))
         .await?;
-    assert_eq!(s, 422, "{body}");
     assert!(body["details"]["storage_gb"].is_array(), "{body}");
 
     // Delete: the filesystem goes with the container.

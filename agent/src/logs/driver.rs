@@ -56,6 +56,28 @@ impl Sink {
     }
 }
 
+/// The stdio URI containerd's shim starts `driver` from for each task: its query becomes the
+/// driver's arguments, which [`run_if_invoked`] reads.
+pub fn uri(driver: &Path, log_dir: &Path, max_bytes: u64) -> String {
+    format!(
+        "binary://{}?{DRIVER_ARG}={}&max-bytes={max_bytes}",
+        uri_escape(&driver.display().to_string()),
+        uri_escape(&log_dir.display().to_string()),
+    )
+}
+
+/// Percent-escapes what a URI path or query value cannot hold as is.
+fn uri_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// `<id>.log` → `<id>.log.1`.
 pub fn rotated(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
@@ -116,4 +138,22 @@ pub fn run_if_invoked(args: &[String]) -> Option<i32> {
     let _ = out.join();
     let _ = err.join();
     Some(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uri_carries_the_driver_arguments_escaped() {
+        let u = uri(
+            Path::new("/usr/local/bin/berth agent"),
+            Path::new("/var/lib/berth/logs"),
+            65536,
+        );
+        assert_eq!(
+            u,
+            "binary:///usr/local/bin/berth%20agent?berth-log-driver=/var/lib/berth/logs&max-bytes=65536"
+        );
+    }
 }

@@ -1,8 +1,9 @@
 //! Calls to the CNI `bridge` plugin (with `static` IPAM) per the CNI spec: the command in
 //! `CNI_COMMAND`, the network config on stdin, a JSON result or error on stdout.
 
-use super::{NetworkError, Subnet};
+use super::NetworkError;
 use crate::config::NetworkConfig;
+use crate::subnet::Subnet;
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::Ipv4Addr;

@@ -3,13 +3,18 @@
 //! connections from the host itself, which DNAT would not); bytes move with `splice(2)`
 //! ([`super::relay`]). One owner per host port.
 
+use berth_service::listener::{Connection, Listener};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Mutex;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 pub const RANGE: std::ops::RangeInclusive<u16> = 8000..=8999;
+
+/// Connections relayed at once per forwarded port (each holds two sockets and a pipe pair);
+/// further clients wait in the kernel's backlog until one ends.
+const MAX_CONNECTIONS: usize = 1024;
 
 #[derive(Default)]
 pub struct Forwards {
@@ -17,12 +22,15 @@ pub struct Forwards {
     active: Mutex<HashMap<u16, (SocketAddrV4, JoinHandle<()>)>>,
 }
 
-async fn relay(listener: TcpListener, to: SocketAddrV4) {
+async fn relay(listener: Listener, to: SocketAddrV4) {
     loop {
-        let Ok((inbound, _)) = listener.accept().await else {
-            continue;
-        };
+        let Connection {
+            stream: inbound,
+            permit,
+            ..
+        } = listener.accept().await;
         tokio::spawn(async move {
+            let _permit = permit;
             let _ = inbound.set_nodelay(true);
             match TcpStream::connect(to).await {
                 Ok(outbound) => {
@@ -58,7 +66,7 @@ impl Forwards {
         }
         for (port, dest) in to_start {
             let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-            match TcpListener::bind(addr).await {
+            match Listener::bind(addr, MAX_CONNECTIONS).await {
                 Ok(l) => {
                     tracing::info!(port, %dest, "ingress forward listening");
                     let task = tokio::spawn(relay(l, dest));

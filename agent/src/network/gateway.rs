@@ -1,84 +1,77 @@
 //! The shared ingress ports of a host: HTTP on 80, routed by the `Host` header, and HTTPS on
 //! 443, terminated here with rustls and routed by SNI — both to `<id>.<domain>`'s container
-//! and `target_port`, request by request ([`super::proxy`]). An unknown name gets a 404 page
-//! at once, never a hang.
+//! and `target_port`, request by request ([`super::proxy`], over the [`RouteTable`]). An
+//! unknown name gets a 404 page at once, never a hang.
 
 use super::proxy::{self, Front, Upstream};
-use std::collections::HashMap;
-use std::net::SocketAddrV4;
-use std::sync::{Arc, RwLock};
+use super::routes::{RouteTable, Routes};
+use berth_service::listener::Listener;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// host name → destination, per scheme.
-#[derive(Default)]
-pub struct Routes {
-    pub http: HashMap<String, SocketAddrV4>,
-    pub https: HashMap<String, SocketAddrV4>,
-}
+/// Client connections served at once on each gateway port (each holds a socket to its
+/// container too); further clients wait in the kernel's backlog until one ends.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 #[derive(Clone, Default)]
 pub struct Gateway {
-    routes: Arc<RwLock<Routes>>,
+    routes: RouteTable,
     upstream: Upstream,
 }
 
 impl Gateway {
+    /// Replaces every route at once.
     pub fn set(&self, routes: Routes) {
-        *self.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
+        self.routes.set(routes);
     }
 
-    pub(super) fn lookup(&self, https: bool, host: &str) -> Option<SocketAddrV4> {
-        let r = self.routes.read().unwrap_or_else(|p| p.into_inner());
-        if https {
-            r.https.get(host)
-        } else {
-            r.http.get(host)
-        }
-        .copied()
+    /// The routes in force.
+    pub fn routes(&self) -> Routes {
+        self.routes.get()
     }
 
-    pub async fn serve_http(self, listener: TcpListener) {
+    /// Serves plain HTTP on `listener` (port 80), routed by `Host`.
+    pub async fn serve_http(self, listener: Listener) {
+        self.serve(listener, None).await
+    }
+
+    /// Serves HTTPS on `listener` (port 443), terminated with `tls` and routed by SNI.
+    pub async fn serve_https(self, listener: Listener, tls: Arc<rustls::ServerConfig>) {
+        self.serve(listener, Some(TlsAcceptor::from(tls))).await
+    }
+
+    async fn serve(self, listener: Listener, tls: Option<TlsAcceptor>) {
         loop {
-            let Ok((conn, peer)) = listener.accept().await else {
-                continue;
-            };
-            let _ = conn.set_nodelay(true);
-            let front = Front {
-                peer: peer.ip(),
-                https: false,
-                sni: None,
-            };
-            let (gw, up) = (self.clone(), self.upstream.clone());
-            tokio::spawn(proxy::serve(conn, gw, up, front));
-        }
-    }
-
-    pub async fn serve_https(self, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-        loop {
-            let Ok((conn, peer)) = listener.accept().await else {
-                continue;
-            };
-            let (gw, acceptor) = (self.clone(), acceptor.clone());
+            let c = listener.accept().await;
+            let (gw, tls) = (self.clone(), tls.clone());
             tokio::spawn(async move {
-                let _ = conn.set_nodelay(true);
+                let _permit = c.permit;
+                let _ = c.stream.set_nodelay(true);
+                let peer = c.peer.ip();
+                let Some(acceptor) = tls else {
+                    let front = Front {
+                        peer,
+                        https: false,
+                        sni: None,
+                    };
+                    return proxy::serve(c.stream, gw.routes, gw.upstream, front).await;
+                };
                 let Ok(Ok(tls)) =
-                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(conn)).await
+                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(c.stream)).await
                 else {
                     return;
                 };
                 let sni = tls.get_ref().1.server_name().map(proxy::host_name);
                 let front = Front {
-                    peer: peer.ip(),
+                    peer,
                     https: true,
                     sni,
                 };
-                let up = gw.upstream.clone();
-                proxy::serve(tls, gw, up, front).await;
+                proxy::serve(tls, gw.routes, gw.upstream, front).await;
             });
         }
     }

@@ -6,7 +6,7 @@
 //! requests become a byte tunnel after the container's `101`. Hop-by-hop headers are dropped;
 //! the container sees `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host`.
 
-use super::gateway::Gateway;
+use super::routes::RouteTable;
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
@@ -56,13 +56,13 @@ impl Default for Upstream {
 }
 
 /// Serves HTTP/1.1 on one client connection (plain or already TLS-terminated) until it closes.
-pub async fn serve<I>(io: I, gateway: Gateway, upstream: Upstream, front: Front)
+pub async fn serve<I>(io: I, routes: RouteTable, upstream: Upstream, front: Front)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let front = Arc::new(front);
     let service = hyper::service::service_fn(move |req| {
-        handle(gateway.clone(), upstream.clone(), front.clone(), req)
+        handle(routes.clone(), upstream.clone(), front.clone(), req)
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -104,7 +104,7 @@ fn request_host(req: &Request<Incoming>) -> Option<String> {
 }
 
 async fn handle(
-    gateway: Gateway,
+    routes: RouteTable,
     upstream: Upstream,
     front: Arc<Front>,
     mut req: Request<Incoming>,
@@ -117,7 +117,7 @@ async fn handle(
         }
     }
     let name = front.sni.clone().or(host).unwrap_or_default();
-    let Some(dest) = gateway.lookup(front.https, &name) else {
+    let Some(dest) = routes.lookup(front.https, &name) else {
         let text = format!("no container answers at {name}\n");
         return Ok(page(StatusCode::NOT_FOUND, text));
     };

@@ -1,10 +1,12 @@
 //! containerd, over its gRPC socket, in the agent's own namespace. The only module of Berth
-//! that talks to containerd. gRPC status codes are mapped to `RuntimeError` here, once.
+//! that talks to containerd. gRPC status codes are mapped to `RuntimeError` here, once. Image
+//! pulls (`pull`) fetch from a registry through `registry`, the HTTP side of a pull.
 
 pub mod exec;
 mod image;
 pub mod oci;
 mod pull;
+mod registry;
 
 pub use image::ImageInfo;
 
@@ -49,6 +51,11 @@ pub enum RuntimeError {
     },
     #[error("image {image}: {reason}")]
     Image { image: String, reason: String },
+    #[error("image {image}: {source}")]
+    Registry {
+        image: String,
+        source: registry::RegistryError,
+    },
 }
 
 impl RuntimeError {

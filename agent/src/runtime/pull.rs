@@ -1,13 +1,12 @@
-//! Pulling an image from a registry (the distribution v2 HTTP API) into containerd. containerd
-//! 1.6 has no transfer service, so the agent does client-side what `ctr images pull` does:
-//! manifest (the linux/<arch> one of an index), config and layers into the content store
-//! (containerd checks every digest on commit), the layers unpacked into the snapshotter through
-//! the diff service, then the image record. Only registries named in `[images] registries`
-//! are used.
+//! Pulling an image from a registry ([`super::registry`]) into containerd. containerd 1.6 has
+//! no transfer service, so the agent does client-side what `ctr images pull` does: manifest
+//! (the linux/<arch> one of an index), config and layers into the content store (containerd
+//! checks every digest on commit), the layers unpacked into the snapshotter through the diff
+//! service, then the image record. Only registries named in `[images] registries` are used.
 
 use super::image::{chain_id, sha256};
+use super::registry::{Blob, Desc, Fetched, Repository};
 use super::{grpc, Runtime, RuntimeError};
-use berth_shared::images;
 use containerd_client::services::v1::snapshots::{
     CommitSnapshotRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest,
 };
@@ -18,38 +17,6 @@ use containerd_client::types::Descriptor;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::collections::HashMap;
-
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
-application/vnd.oci.image.manifest.v1+json, \
-application/vnd.docker.distribution.manifest.list.v2+json, \
-application/vnd.docker.distribution.manifest.v2+json";
-
-#[derive(Deserialize, Clone)]
-struct Desc {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: String,
-    #[serde(default)]
-    size: i64,
-    #[serde(default)]
-    platform: Option<Platform>,
-}
-
-#[derive(Deserialize, Clone)]
-struct Platform {
-    architecture: String,
-    os: String,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    #[serde(default)]
-    config: Option<Desc>,
-    #[serde(default)]
-    layers: Vec<Desc>,
-    #[serde(default)]
-    manifests: Vec<Desc>,
-}
 
 #[derive(Deserialize)]
 struct Config {
@@ -69,19 +36,6 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn fetch(http: &reqwest::Client, url: String) -> Result<reqwest::Response, String> {
-    let resp = http
-        .get(&url)
-        .header("accept", ACCEPT)
-        .send()
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!("GET {url}: {}", resp.status()));
-    }
-    Ok(resp)
-}
-
 impl Runtime {
     fn pull_error(&self, image: &str, reason: impl std::fmt::Display) -> RuntimeError {
         RuntimeError::Image {
@@ -98,65 +52,18 @@ impl Runtime {
         arch: &str,
     ) -> Result<(), RuntimeError> {
         let bad = |r: String| self.pull_error(reference, r);
-        let (authority, repo, tag) = images::parse_reference(reference)
-            .ok_or_else(|| bad("is not a registry reference".into()))?;
-        let base = registries
-            .iter()
-            .find(|u| images::registry_authority(u) == Some(authority))
-            .ok_or_else(|| {
-                bad(format!(
-                    "registry {authority} is not in [images] registries"
-                ))
-            })?
-            .trim_end_matches('/')
-            .to_string();
-        let http = reqwest::Client::new();
-        let blobs = format!("{base}/v2/{repo}");
-        // The manifest; from an index, the linux/<arch> entry.
-        let mut media_type;
-        let mut body;
-        let mut at = tag.to_string();
-        let mut depth = 0;
-        let manifest = loop {
-            let resp = fetch(&http, format!("{blobs}/manifests/{at}"))
-                .await
-                .map_err(bad)?;
-            media_type = resp
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            body = resp.bytes().await.map_err(|e| bad(e.to_string()))?.to_vec();
-            let m: Manifest =
-                serde_json::from_slice(&body).map_err(|e| bad(format!("manifest: {e}")))?;
-            if m.config.is_some() {
-                break m;
-            }
-            let pick = m.manifests.iter().find(|d| {
-                d.platform
-                    .as_ref()
-                    .is_some_and(|p| p.os == "linux" && p.architecture == arch)
-            });
-            at = pick
-                .ok_or_else(|| bad(format!("has no linux/{arch} manifest")))?
-                .digest
-                .clone();
-            depth += 1;
-            if depth > 2 {
-                return Err(bad("index nesting is too deep".into()));
-            }
+        let registry = |source| RuntimeError::Registry {
+            image: reference.to_string(),
+            source,
         };
-        let config = manifest
-            .config
-            .clone()
-            .ok_or_else(|| bad("no config".into()))?;
-        let cfg_bytes = fetch(&http, format!("{blobs}/blobs/{}", config.digest))
-            .await
-            .map_err(bad)?
-            .bytes()
-            .await
-            .map_err(|e| bad(e.to_string()))?;
+        let (repo, tag) = Repository::of(registries, reference).map_err(registry)?;
+        let Fetched {
+            media_type,
+            body,
+            manifest,
+            config,
+        } = repo.manifest(tag, arch).await.map_err(registry)?;
+        let cfg_bytes = repo.blob_bytes(&config.digest).await.map_err(registry)?;
         if sha256(&cfg_bytes) != config.digest {
             return Err(bad("config digest mismatch".into()));
         }
@@ -170,10 +77,8 @@ impl Runtime {
         // Content: layers, config (keeping the unpacked snapshots), manifest (keeping the rest).
         for l in &manifest.layers {
             if !self.has_content(&l.digest).await? {
-                let resp = fetch(&http, format!("{blobs}/blobs/{}", l.digest))
-                    .await
-                    .map_err(bad)?;
-                self.write_content(&l.digest, l.size, HashMap::new(), Source::Http(resp))
+                let blob = repo.blob(&l.digest).await.map_err(registry)?;
+                self.write_content(&l.digest, l.size, HashMap::new(), Source::Registry(blob))
                     .await?;
             }
         }
@@ -420,10 +325,10 @@ fn write_requests(
                 offset = b.len() as i64;
                 let _ = tx.send(data(0, b)).await;
             }
-            Source::Http(mut resp) => {
+            Source::Registry(mut blob) => {
                 // A failed download ends short; containerd then refuses the commit (size).
                 loop {
-                    match resp.chunk().await {
+                    match blob.chunk().await {
                         Ok(Some(chunk)) => {
                             let len = chunk.len() as i64;
                             if tx.send(data(offset, chunk.to_vec())).await.is_err() {
@@ -462,5 +367,5 @@ impl futures_util::Stream for Requests {
 /// Where a blob's bytes come from.
 enum Source {
     Bytes(Vec<u8>),
-    Http(reqwest::Response),
+    Registry(Blob),
 }

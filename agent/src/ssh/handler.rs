@@ -24,9 +24,11 @@ impl russh::server::Server for Factory {
             channels: HashMap::new(),
         }
     }
-    fn handle_session_error(&mut self, error: russh::Error) {
-        tracing::debug!(%error, "SSH connection ended with an error");
-    }
+}
+
+/// A connection that failed to set up or ended with an error: clients do that all the time.
+pub(super) fn session_ended(error: russh::Error) {
+    tracing::debug!(%error, "SSH connection ended with an error");
 }
 
 /// A channel between open and its shell/exec request.

@@ -2,7 +2,8 @@
 //! command inside the container through containerd's exec API, so images need no sshd.
 //!
 //! Authentication is by public key only, against the keys in the container's spec (see
-//! [`auth`]). The host key is generated once and kept under the data dir.
+//! [`auth`]). The host key is generated once and kept under the data dir. Connections come
+//! from a [`Listener`]: accept errors back off, and at most [`MAX_CONNECTIONS`] run at once.
 
 pub mod auth;
 mod handler;
@@ -10,14 +11,19 @@ mod session;
 
 use crate::runtime::Runtime;
 use crate::state::State;
+use berth_service::listener::{Connection, Listener};
 use russh::keys::ssh_key::{private::Ed25519Keypair, LineEnding};
 use russh::keys::PrivateKey;
 use russh::server::Server as _;
-use russh::{MethodKind, MethodSet};
+use russh::{Disconnect, MethodKind, MethodSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// SSH connections served at once (each may hold exec processes and FIFOs); further clients
+/// wait in the kernel's backlog until one ends.
+pub const MAX_CONNECTIONS: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
@@ -87,7 +93,7 @@ pub fn host_key(path: &Path) -> Result<PrivateKey, SshError> {
 
 /// A bound SSH server, ready to [`SshServer::serve`].
 pub struct SshServer {
-    listener: tokio::net::TcpListener,
+    listener: Listener,
     config: Arc<russh::server::Config>,
     shared: Arc<Shared>,
 }
@@ -98,7 +104,7 @@ impl SshServer {
         key: PrivateKey,
         shared: Shared,
     ) -> Result<SshServer, SshError> {
-        let listener = tokio::net::TcpListener::bind(addr)
+        let listener = Listener::bind(addr, MAX_CONNECTIONS)
             .await
             .map_err(|source| SshError::Bind { addr, source })?;
         let config = russh::server::Config {
@@ -125,13 +131,43 @@ impl SshServer {
         self.listener.local_addr().ok()
     }
 
-    /// Serves until the task is dropped or aborted.
+    /// Serves until the task is dropped or aborted; then every session is disconnected.
     pub async fn serve(self) {
         let mut factory = handler::Factory {
             shared: self.shared,
         };
-        if let Err(e) = factory.run_on_socket(self.config, &self.listener).await {
-            tracing::error!(error = %e, "SSH server stopped");
+        // Sessions watch this; it closes when the task ends.
+        let (_serving, stopped) = tokio::sync::watch::channel(());
+        loop {
+            let Connection {
+                stream,
+                peer,
+                permit,
+            } = self.listener.accept().await;
+            let handler = factory.new_client(Some(peer));
+            let config = self.config.clone();
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let _ = stream.set_nodelay(true);
+                let session = match russh::server::run_stream(config, stream, handler).await {
+                    Ok(s) => s,
+                    Err(e) => return handler::session_ended(e),
+                };
+                let handle = session.handle();
+                tokio::select! {
+                    _ = stopped.changed() => {
+                        let _ = handle
+                            .disconnect(Disconnect::ByApplication, String::new(), String::new())
+                            .await;
+                    }
+                    result = session => {
+                        if let Err(e) = result {
+                            handler::session_ended(e);
+                        }
+                    }
+                }
+            });
         }
     }
 }

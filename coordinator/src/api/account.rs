@@ -1,32 +1,29 @@
-//! Per-user routes that are not about one container: images and quota.
+//! Handlers that are not about one container: health, the OpenAPI document, images, quota.
 
-use super::filters::{allow, authed, boxed, containers_res};
-use crate::app::App;
-use crate::auth::User;
-use std::collections::HashMap;
-use std::sync::Arc;
-use warp::filters::BoxedFilter;
-use warp::{Filter, Rejection, Reply};
+use super::call::{json, Call, Reply};
+use super::error::ApiError;
+use warp::Reply as _;
 
-pub fn routes(app: Arc<App>) -> BoxedFilter<(Box<dyn Reply>,)> {
-    let images = warp::path!("compute" / "images")
-        .and(warp::get())
-        .and(authed(app.clone()))
-        .and_then(|u: User, app: Arc<App>| async move {
-            allow(&u, &containers_res(&u), "read")?;
-            let list = app.images().await?;
-            Ok::<_, Rejection>(boxed(warp::reply::json(&list)))
-        });
-    let quota = warp::path!("compute" / "quota")
-        .and(warp::get())
-        .and(authed(app))
-        .and(warp::query::<HashMap<String, String>>())
-        .and_then(
-            |u: User, app: Arc<App>, q: HashMap<String, String>| async move {
-                allow(&u, &containers_res(&u), "read")?;
-                let quota = app.quota(&u.id, q.get("region").map(String::as_str))?;
-                Ok::<_, Rejection>(boxed(warp::reply::json(&quota)))
-            },
-        );
-    images.or(quota).unify().boxed()
+/// The OpenAPI 3 document of this API; a unit test fails when it and the route table differ.
+pub const OPENAPI: &str = include_str!("../../api/openapi.json");
+
+pub async fn health(c: Call) -> Result<Reply, ApiError> {
+    let hosts = c.svc.fleet.hosts();
+    let connected = hosts.iter().filter(|h| h.connected).count();
+    json(
+        &serde_json::json!({"status": "ok", "agents_connected": connected, "agents_known": hosts.len()}),
+    )
+}
+
+pub async fn openapi(_: Call) -> Result<Reply, ApiError> {
+    Ok(warp::reply::with_header(OPENAPI, "content-type", "application/json").into_response())
+}
+
+pub async fn images(c: Call) -> Result<Reply, ApiError> {
+    json(&c.svc.containers.images().await?)
+}
+
+pub async fn quota(c: Call) -> Result<Reply, ApiError> {
+    let region = c.query.get("region").map(String::as_str);
+    json(&c.svc.containers.quota(&c.user.id, region).await?)
 }

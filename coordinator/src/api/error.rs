@@ -1,73 +1,81 @@
 //! The one place where errors become HTTP statuses and JSON bodies (seed `000`).
 
-use crate::app::Error;
+use crate::error::Error;
 use berth_shared::api::ErrorBody;
-use std::convert::Infallible;
 use warp::http::StatusCode;
-use warp::reject::Reject;
-use warp::{Rejection, Reply};
+use warp::Reply;
 
-/// Carries an API error through warp's rejection machinery.
-#[derive(Debug)]
-pub enum ApiRejection {
+/// Everything a request can fail with, the operations' errors and the request's own.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no valid token")]
     Unauthenticated,
-    App(Error),
+    #[error("bad request: {0}")]
     BadBody(String),
+    #[error("request body is too large")]
+    TooLarge,
+    #[error("no such route")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error(transparent)]
+    App(#[from] Error),
 }
 
-impl Reject for ApiRejection {}
-
-impl From<Error> for Rejection {
-    fn from(e: Error) -> Rejection {
-        warp::reject::custom(ApiRejection::App(e))
-    }
-}
-
-pub fn status_and_body(e: &ApiRejection) -> (StatusCode, ErrorBody) {
+pub fn status_and_body(e: &ApiError) -> (StatusCode, ErrorBody) {
+    use ErrorBody as B;
+    use StatusCode as S;
+    let message = |m: &str| m.to_string();
     match e {
-        ApiRejection::Unauthenticated => (StatusCode::UNAUTHORIZED, ErrorBody::Unauthenticated),
-        ApiRejection::BadBody(message) => (
-            StatusCode::BAD_REQUEST,
-            ErrorBody::BadRequest {
-                message: message.clone(),
+        ApiError::Unauthenticated => (S::UNAUTHORIZED, B::Unauthenticated),
+        ApiError::BadBody(m) => (
+            S::BAD_REQUEST,
+            B::BadRequest {
+                message: message(m),
             },
         ),
-        ApiRejection::App(e) => match e {
-            Error::NotFound => (StatusCode::NOT_FOUND, ErrorBody::NotFound),
+        ApiError::TooLarge => {
+            let m = "request body is too large";
+            (
+                S::PAYLOAD_TOO_LARGE,
+                B::BadRequest {
+                    message: message(m),
+                },
+            )
+        }
+        ApiError::NoRoute => (S::NOT_FOUND, B::NotFound),
+        ApiError::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, B::MethodNotAllowed),
+        ApiError::App(e) => match e {
+            Error::NotFound => (S::NOT_FOUND, B::NotFound),
             Error::Invalid(f) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorBody::Invalid {
+                S::UNPROCESSABLE_ENTITY,
+                B::Invalid {
                     details: f.0.clone(),
                 },
             ),
-            Error::OverQuota(detail) => (
-                StatusCode::FORBIDDEN,
-                ErrorBody::OverQuota {
-                    detail: detail.clone(),
+            Error::OverQuota(d) => (S::FORBIDDEN, B::OverQuota { detail: d.clone() }),
+            Error::Conflict(m) => (
+                S::CONFLICT,
+                B::Conflict {
+                    message: message(m),
                 },
             ),
-            Error::Conflict(message) => (
-                StatusCode::CONFLICT,
-                ErrorBody::Conflict {
-                    message: message.clone(),
+            Error::Forbidden(m) => (
+                S::FORBIDDEN,
+                B::Forbidden {
+                    message: message(m),
                 },
             ),
-            Error::Forbidden(message) => (
-                StatusCode::FORBIDDEN,
-                ErrorBody::Forbidden {
-                    message: message.clone(),
+            Error::NotRunning(m) => (
+                S::CONFLICT,
+                B::ContainerNotRunning {
+                    message: message(m),
                 },
             ),
-            Error::NotRunning(message) => (
-                StatusCode::CONFLICT,
-                ErrorBody::ContainerNotRunning {
-                    message: message.clone(),
-                },
-            ),
-            Error::Unavailable(message) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorBody::Unavailable {
-                    message: message.clone(),
+            Error::Unavailable(m) => (
+                S::SERVICE_UNAVAILABLE,
+                B::Unavailable {
+                    message: message(m),
                 },
             ),
             Error::Store(err) => {
@@ -78,29 +86,8 @@ pub fn status_and_body(e: &ApiRejection) -> (StatusCode, ErrorBody) {
     }
 }
 
-/// Turns every rejection, ours or warp's, into a JSON error.
-pub async fn recover(r: Rejection) -> Result<impl Reply, Infallible> {
-    let (status, body) = if let Some(e) = r.find::<ApiRejection>() {
-        status_and_body(e)
-    } else if r.is_not_found() {
-        (StatusCode::NOT_FOUND, ErrorBody::NotFound)
-    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (StatusCode::METHOD_NOT_ALLOWED, ErrorBody::MethodNotAllowed)
-    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorBody::BadRequest {
-                message: "request body is too large".into(),
-            },
-        )
-    } else {
-        tracing::debug!(rejection = ?r, "unhandled rejection");
-        (
-            StatusCode::BAD_REQUEST,
-            ErrorBody::BadRequest {
-                message: format!("{r:?}"),
-            },
-        )
-    };
-    Ok(warp::reply::with_status(warp::reply::json(&body), status))
+/// The JSON error response.
+pub fn response(e: &ApiError) -> warp::reply::Response {
+    let (status, body) = status_and_body(e);
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }

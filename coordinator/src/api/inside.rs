@@ -4,18 +4,15 @@
 //! Terminal protocol: binary frames carry bytes both ways; a text frame
 //! `{"type":"resize","cols":120,"rows":40}` resizes; any other text frame is typed input.
 
-use super::filters::{allow, authed, boxed, container_res, with_app};
-use super::live::ws_user;
-use crate::app::{App, Error};
-use crate::auth::User;
+use super::call::{json, Call, Reply};
+use super::error::ApiError;
+use crate::error::Error;
 use crate::inside::AgentStream;
 use berth_shared::protocol::{read_frame, write_frame, LogLine, TerminalInput};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
-use std::sync::Arc;
-use warp::filters::ws::{Message, WebSocket, Ws};
-use warp::filters::BoxedFilter;
-use warp::{Filter, Rejection, Reply};
+use warp::filters::ws::{Message, WebSocket};
+use warp::Reply as _;
 
 type Query = HashMap<String, String>;
 
@@ -36,71 +33,36 @@ fn line_message(l: &LogLine) -> Message {
     Message::text(format!("{} {}", l.timestamp, l.text))
 }
 
-/// `GET /compute/containers/:id/<leaf>` as a WebSocket upgrade: id, user, app, query, upgrade.
-fn websocket(
-    app: &Arc<App>,
-    leaf: &'static str,
-) -> impl Filter<Extract = (String, User, Arc<App>, Query, Ws), Error = Rejection> + Clone {
-    warp::path!("compute" / "containers" / String / ..)
-        .and(warp::path(leaf))
-        .and(warp::path::end())
-        .and(warp::get())
-        .and(ws_user(app.clone()))
-        .and(with_app(app.clone()))
-        .and(warp::query::<Query>())
-        .and(warp::ws())
+/// `GET …/logs`: recent lines as JSON, or as a WebSocket upgrade `tail` lines and then
+/// every new one.
+pub async fn logs(mut c: Call) -> Result<Reply, ApiError> {
+    let rec = c.container()?.clone();
+    if c.ws.is_some() {
+        let ws = c.upgrade()?;
+        let tail = bounded(&c.query, "tail", 100, 0, 10_000)?;
+        let s = c.svc.inside.follow_logs(&rec, tail).await?;
+        return Ok(ws
+            .on_upgrade(move |socket| follow(socket, s))
+            .into_response());
+    }
+    let limit = bounded(&c.query, "limit", 50, 1, 500)?;
+    let lines = c.svc.inside.recent_logs(&rec, limit).await?;
+    json(&serde_json::json!({"container_id": rec.id, "lines": lines}))
 }
 
-pub fn routes(app: Arc<App>) -> BoxedFilter<(Box<dyn Reply>,)> {
-    let one = warp::path("compute")
-        .and(warp::path("containers"))
-        .and(warp::path::param::<String>());
-    let logs_ws = websocket(&app, "logs").and_then(
-        |id: String, u: User, app: Arc<App>, q: Query, ws: Ws| async move {
-            allow(&u, &container_res(&u, &id), "read")?;
-            let tail = bounded(&q, "tail", 100, 0, 10_000)?;
-            let s = app.follow_logs(&u.id, &id, tail).await?;
-            Ok::<_, Rejection>(boxed(ws.on_upgrade(move |socket| follow(socket, s))))
-        },
-    );
-    let logs_json = one
-        .and(warp::path!("logs"))
-        .and(warp::get())
-        .and(authed(app.clone()))
-        .and(warp::query::<Query>())
-        .and_then(|id: String, u: User, app: Arc<App>, q: Query| async move {
-            allow(&u, &container_res(&u, &id), "read")?;
-            let limit = bounded(&q, "limit", 50, 1, 500)?;
-            let lines = app.recent_logs(&u.id, &id, limit).await?;
-            Ok::<_, Rejection>(boxed(warp::reply::json(
-                &serde_json::json!({"container_id": id, "lines": lines}),
-            )))
-        });
-    let terminal = websocket(&app, "terminal").and_then(
-        |id: String, u: User, app: Arc<App>, q: Query, ws: Ws| async move {
-            allow(&u, &container_res(&u, &id), "update")?;
-            let cols = bounded(&q, "cols", 80, 1, 1000)? as u16;
-            let rows = bounded(&q, "rows", 24, 1, 1000)? as u16;
-            let s = app.terminal(&u.id, &id, cols, rows).await?;
-            Ok::<_, Rejection>(boxed(ws.on_upgrade(move |socket| relay(socket, s))))
-        },
-    );
-    let metrics = one
-        .and(warp::path!("metrics"))
-        .and(warp::get())
-        .and(authed(app))
-        .and_then(|id: String, u: User, app: Arc<App>| async move {
-            allow(&u, &container_res(&u, &id), "read")?;
-            Ok::<_, Rejection>(boxed(warp::reply::json(&app.metrics(&u.id, &id).await?)))
-        });
-    logs_ws
-        .or(logs_json)
-        .unify()
-        .or(terminal)
-        .unify()
-        .or(metrics)
-        .unify()
-        .boxed()
+/// `GET …/terminal` (WebSocket): a PTY shell in the container.
+pub async fn terminal(mut c: Call) -> Result<Reply, ApiError> {
+    let ws = c.upgrade()?;
+    let cols = bounded(&c.query, "cols", 80, 1, 1000)? as u16;
+    let rows = bounded(&c.query, "rows", 24, 1, 1000)? as u16;
+    let s = c.svc.inside.terminal(c.container()?, cols, rows).await?;
+    Ok(ws
+        .on_upgrade(move |socket| relay(socket, s))
+        .into_response())
+}
+
+pub async fn metrics(c: Call) -> Result<Reply, ApiError> {
+    json(&c.svc.inside.metrics(c.container()?).await?)
 }
 
 /// Agent log frames → one WebSocket message per line, until the container stops or the

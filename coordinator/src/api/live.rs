@@ -3,56 +3,34 @@
 //! on the event bus, so a slow client lags (and gets the full list again) without slowing
 //! the coordinator or anyone else.
 
-use super::error::ApiRejection;
-use super::filters::{allow, with_app};
-use crate::app::{App, ContainerEvent};
-use crate::auth::User;
+use super::call::{Call, Reply};
+use super::error::ApiError;
+use crate::events::ContainerEvent;
+use crate::services::Services;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
-use warp::filters::ws::{Message, WebSocket, Ws};
-use warp::filters::BoxedFilter;
-use warp::http::HeaderMap;
-use warp::{Filter, Rejection, Reply};
+use warp::filters::ws::{Message, WebSocket};
+use warp::Reply as _;
 
-/// Like `filters::user`, but browsers may also pass `?token=`.
-pub fn ws_user(app: Arc<App>) -> impl Filter<Extract = (User,), Error = Rejection> + Clone {
-    warp::header::headers_cloned()
-        .and(warp::query::<HashMap<String, String>>())
-        .and(with_app(app))
-        .and_then(
-            |headers: HeaderMap, q: HashMap<String, String>, app: Arc<App>| async move {
-                let token = super::filters::token_from(&headers, &app.config.auth.cookie_name)
-                    .map(str::to_string)
-                    .or_else(|| q.get("token").cloned());
-                let token =
-                    token.ok_or_else(|| warp::reject::custom(ApiRejection::Unauthenticated))?;
-                app.auth
-                    .verify(&token)
-                    .map_err(|_| warp::reject::custom(ApiRejection::Unauthenticated))
-            },
-        )
+pub async fn status(mut c: Call) -> Result<Reply, ApiError> {
+    let ws = c.upgrade()?;
+    let (svc, user) = (c.svc, c.user.id);
+    Ok(ws
+        .on_upgrade(move |socket| stream(socket, user, svc))
+        .into_response())
 }
 
-pub fn routes(app: Arc<App>) -> BoxedFilter<(Box<dyn Reply>,)> {
-    warp::path!("compute" / "ws")
-        .and(warp::get())
-        .and(ws_user(app.clone()))
-        .and(with_app(app))
-        .and(warp::ws())
-        .and_then(|u: User, app: Arc<App>, ws: Ws| async move {
-            allow(&u, &format!("compute.{}", u.id), "read")?;
-            let reply: Box<dyn Reply> =
-                Box::new(ws.on_upgrade(move |socket| stream(socket, u, app)));
-            Ok::<_, Rejection>(reply)
-        })
-        .boxed()
-}
-
-fn full_list(app: &App, user: &str) -> Option<Message> {
-    let data = app.list(user).ok()?;
+async fn full_list(svc: &Services, user: &str) -> Option<Message> {
+    let data = match svc.containers.list(user).await {
+        Ok(d) => d,
+        Err(e) => {
+            // Never an empty list for a failed read: end the stream, the client reconnects.
+            tracing::error!(user, error = %e, "cannot list containers for the status stream");
+            return None;
+        }
+    };
     Some(Message::text(
         json!({"type": "containers", "data": data}).to_string(),
     ))
@@ -72,10 +50,10 @@ fn event_message(ev: &ContainerEvent) -> Message {
     )
 }
 
-async fn stream(socket: WebSocket, u: User, app: Arc<App>) {
+async fn stream(socket: WebSocket, user: String, svc: Arc<Services>) {
     let (mut tx, mut rx) = socket.split();
-    let mut events = app.events.subscribe();
-    let Some(first) = full_list(&app, &u.id) else {
+    let mut events = svc.containers.events().subscribe();
+    let Some(first) = full_list(&svc, &user).await else {
         return;
     };
     if tx.send(first).await.is_err() {
@@ -85,9 +63,9 @@ async fn stream(socket: WebSocket, u: User, app: Arc<App>) {
         tokio::select! {
             ev = events.recv() => {
                 let msg = match ev {
-                    Ok(ev) if ev.owner == u.id => event_message(&ev),
+                    Ok(ev) if ev.owner == user => event_message(&ev),
                     Ok(_) => continue,
-                    Err(RecvError::Lagged(_)) => match full_list(&app, &u.id) {
+                    Err(RecvError::Lagged(_)) => match full_list(&svc, &user).await {
                         Some(m) => m,
                         None => break,
                     },

@@ -2,9 +2,9 @@
 //! like busybox `httpd`, answer one request per connection and close.
 
 use super::*;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Reads one HTTP message (head, then a `content-length` body) from `s`.
 async fn read_message<R: AsyncRead + Unpin>(s: &mut R) -> (String, Vec<u8>) {
@@ -69,7 +69,9 @@ async fn gateway() -> SocketAddr {
     routes.http.insert("b.test".into(), container("B").await);
     routes.http.insert("down.test".into(), down);
     gw.set(routes);
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let l = Listener::bind((Ipv4Addr::LOCALHOST, 0).into(), MAX_CONNECTIONS)
+        .await
+        .unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(gw.serve_http(l));
     addr

@@ -1,7 +1,8 @@
-//! TLS material for the agent<->coordinator link: PEM loading and the rustls configurations of
-//! both ends (mutual TLS against the cluster CA, TLS 1.3 only, ALPN `berth/1`, aws-lc-rs).
+//! TLS material: PEM loading, the rustls configurations of both ends of the
+//! agent<->coordinator link (mutual TLS against the cluster CA, TLS 1.3 only, ALPN `berth/1`)
+//! and of a public HTTPS server (the agent's ingress gateway). One crypto provider: aws-lc-rs.
 
-use crate::protocol::ALPN;
+use berth_shared::protocol::ALPN;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
@@ -92,5 +93,16 @@ pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
         .with_webpki_verifier(verifier)
         .with_client_auth_cert(load_certs(files.cert)?, load_key(files.key)?)?;
     cfg.alpn_protocols = vec![ALPN.to_vec()];
+    Ok(cfg)
+}
+
+/// A public HTTPS server (no client certificates, TLS 1.2 and 1.3, ALPN `http/1.1`) presenting
+/// the certificate chain in `cert` with the key in `key`.
+pub fn https_server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(load_certs(cert)?, load_key(key)?)?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(cfg)
 }

@@ -1,5 +1,5 @@
 //! systemd readiness (`Type=notify`): one datagram to `$NOTIFY_SOCKET`, if systemd set it.
-//! The only I/O in this crate; both programs need exactly this and nothing more.
+//! Both programs need exactly this and nothing more, so no systemd crate.
 
 /// Sends `state` (e.g. `READY=1`, `STOPPING=1`) to systemd; a no-op outside systemd.
 pub fn notify(state: &str) {

@@ -2,7 +2,9 @@
 //! whether it is connected, and cordons (a cordoned host gets no new containers; what runs
 //! there stays). Cordons are stored, so they outlive a coordinator restart.
 
-use crate::app::{App, Error};
+use super::Fleet;
+use crate::error::Error;
+use crate::store::ContainerRecord;
 use berth_shared::protocol::Resources;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -25,14 +27,17 @@ pub struct HostView {
     pub agent_version: Option<String>,
 }
 
-impl App {
-    pub fn hosts(&self) -> Result<Vec<HostView>, Error> {
-        let cordoned = self.store.cordoned_hosts()?;
-        let used = self.used_by_host()?;
+impl Fleet {
+    /// Every host: heard from since start, or named by a record or a cordon.
+    pub async fn view(&self) -> Result<Vec<HostView>, Error> {
+        let cordoned = self.store.cordoned_hosts().await?;
+        let mut used: BTreeMap<String, Resources> = BTreeMap::new();
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for r in self.store.all_containers()? {
-            if let Some(h) = r.host_key {
-                *counts.entry(h).or_default() += 1;
+        for r in self.store.all_containers().await? {
+            if let Some(h) = &r.host_key {
+                *counts.entry(h.clone()).or_default() += 1;
+                let u = used.entry(h.clone()).or_default();
+                *u = u.plus(ContainerRecord::resources(&r));
             }
         }
         let mut out: BTreeMap<String, HostView> = BTreeMap::new();
@@ -54,7 +59,7 @@ impl App {
                 },
             );
         }
-        for h in self.hub.hosts() {
+        for h in self.hosts() {
             out.insert(
                 h.info.host_key.clone(),
                 HostView {
@@ -64,7 +69,7 @@ impl App {
                     capacity: Some(h.info.capacity),
                     used: Resources::default(),
                     containers: 0,
-                    status: if h.connected() {
+                    status: if h.connected {
                         "connected"
                     } else {
                         "unreachable"
@@ -83,17 +88,18 @@ impl App {
         Ok(out.into_values().collect())
     }
 
+    async fn one(&self, host: &str) -> Result<Option<HostView>, Error> {
+        Ok(self.view().await?.into_iter().find(|h| h.host_key == host))
+    }
+
     /// Cordons or uncordons a host the coordinator knows; `NotFound` otherwise.
     pub async fn set_cordon(&self, host: &str, cordoned: bool) -> Result<HostView, Error> {
-        let known = |app: &App| -> Result<Option<HostView>, Error> {
-            Ok(app.hosts()?.into_iter().find(|h| h.host_key == host))
-        };
-        if known(self)?.is_none() {
+        if self.one(host).await?.is_none() {
             return Err(Error::NotFound);
         }
-        self.store.set_cordoned(host, cordoned)?;
+        self.store.set_cordoned(host, cordoned).await?;
         self.store.flush().await?;
         tracing::info!(host, cordoned, "host cordon changed");
-        known(self)?.ok_or(Error::NotFound)
+        self.one(host).await?.ok_or(Error::NotFound)
     }
 }

@@ -1,5 +1,6 @@
 //! Config-file loading shared by both programs: TOML, then environment overrides, then
-//! deserialisation into the program's typed config (which validates it).
+//! deserialisation into the program's typed config, then the program's own checks; and the
+//! one way a `main` gives up on a bad config (exit 78, `EX_CONFIG`).
 //!
 //! Environment overrides address a key by its path, upper-cased, joined by `__`, after the
 //! program's prefix: `BERTH_COORDINATOR__API__LISTEN=0.0.0.0:8080` sets `[api] listen`.
@@ -43,6 +44,53 @@ pub fn load<T: DeserializeOwned>(path: &Path, env_prefix: &str) -> Result<T, Con
             path: shown,
             message: e.message().to_string(),
         })
+}
+
+/// [`load`], then `check` (the program's rules serde cannot say); its message becomes
+/// [`ConfigError::Invalid`].
+pub fn load_checked<T: DeserializeOwned>(
+    path: &Path,
+    env_prefix: &str,
+    check: impl FnOnce(&T) -> Result<(), String>,
+) -> Result<T, ConfigError> {
+    let cfg: T = load(path, env_prefix)?;
+    match check(&cfg) {
+        Ok(()) => Ok(cfg),
+        Err(message) => Err(ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        }),
+    }
+}
+
+/// A program's typed config file: where its environment overrides live and the rules serde
+/// cannot say.
+pub trait ConfigFile: DeserializeOwned {
+    /// The prefix of its environment overrides, e.g. `BERTH_AGENT`.
+    const ENV_PREFIX: &'static str;
+
+    /// Checks what deserialising cannot; the message names the key (`[section] key …`).
+    fn validate(&self) -> Result<(), String>;
+
+    /// Reads `path`, applies the environment overrides, deserialises and validates.
+    fn load(path: &Path) -> Result<Self, ConfigError> {
+        load_checked(path, Self::ENV_PREFIX, Self::validate)
+    }
+}
+
+/// `EX_CONFIG` from sysexits.h: systemd's `RestartPreventExitStatus=78` stops a restart loop
+/// on a config that will not get better by itself.
+pub const EX_CONFIG: i32 = 78;
+
+/// The config at `path`, or, when it cannot be loaded, `error: …` on stderr and exit 78.
+pub fn load_or_exit<T: ConfigFile>(path: &Path) -> T {
+    match T::load(path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(EX_CONFIG);
+        }
+    }
 }
 
 fn parse_literal(raw: &str) -> toml::Value {
@@ -101,5 +149,48 @@ mod tests {
         );
         assert_eq!(t["api"]["listen"].as_str(), Some("0.0.0.0:1"));
         assert_eq!(t["limits"]["max_containers"].as_integer(), Some(7));
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Small {
+        port: u16,
+    }
+
+    fn written(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("berth-service-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    #[test]
+    fn checks_run_after_deserialising_and_name_the_file() {
+        let path = written("small.toml", "port = 80\n");
+        let ok: Small = load_checked(&path, "BERTH_TEST_UNSET", |_: &Small| Ok(())).expect("ok");
+        assert_eq!(ok.port, 80);
+        let refused = load_checked(&path, "BERTH_TEST_UNSET", |s: &Small| {
+            if s.port < 1024 {
+                Err("port must be at least 1024".to_string())
+            } else {
+                Ok(())
+            }
+        });
+        match refused {
+            Err(ConfigError::Invalid { path: p, message }) => {
+                assert_eq!(p, path.display().to_string());
+                assert_eq!(message, "port must be at least 1024");
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+        let missing = load_checked(
+            &path.with_file_name("missing.toml"),
+            "BERTH_TEST_UNSET",
+            |_: &Small| Ok(()),
+        );
+        assert!(
+            matches!(missing, Err(ConfigError::Read { .. })),
+            "{missing:?}"
+        );
     }
 }

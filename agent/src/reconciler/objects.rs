@@ -1,0 +1,111 @@
+//! What a container is made of on this host, made from its spec and removed again: the image
+//! (pulled first when missing and a registry is configured), the volumes, the network
+//! namespace, the OCI spec, the snapshot, the containerd container with the labels that mark
+//! it the agent's, its task with the log driver — and the log. [`spec_hash`] says which spec
+//! changes need the container made again.
+
+use super::{ReconcileError, Reconciler, LABEL_CONTAINER, LABEL_GENERATION, LABEL_SPEC_HASH};
+use crate::runtime::{oci, RuntimeError};
+use aws_lc_rs::digest;
+use berth_shared::protocol::ContainerSpec;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What, if changed, needs the containerd container re-created (volumes are kept).
+pub(super) fn spec_hash(s: &ContainerSpec) -> String {
+    let key = serde_json::json!([
+        s.image,
+        s.cpu_millis,
+        s.memory_mb,
+        s.mount_paths,
+        s.storage_gb,
+        s.env,
+        s.boot
+    ]);
+    let d = digest::digest(&digest::SHA256, key.to_string().as_bytes());
+    berth_shared::ids::hex(&d.as_ref()[..12])
+}
+
+impl Reconciler {
+    /// Creates the containerd container of `spec` (labelled with `hash`), and what it needs.
+    pub(super) async fn create_container(
+        &self,
+        spec: &ContainerSpec,
+        hash: String,
+    ) -> Result<(), ReconcileError> {
+        let id = spec.id.as_str();
+        let arch = self.cfg.arch();
+        let registries = &self.cfg.images.registries;
+        if !registries.is_empty() && !self.rt.has_image(&spec.image).await? {
+            tracing::info!(id, image = %spec.image, "pulling the image");
+            self.rt.pull(registries, &spec.image, arch.as_str()).await?;
+        }
+        let img = self.rt.image(&spec.image, arch.as_str()).await?;
+        let vols = self
+            .volumes
+            .ensure(id, &spec.mount_paths, spec.storage_gb)?;
+        let vols: Vec<oci::Volume> = vols
+            .iter()
+            .map(|(h, t)| oci::Volume { host: h, target: t })
+            .collect();
+        let netns = match &self.network {
+            Some(n) => Some(n.ensure(id)?.0),
+            None => None,
+        };
+        let json = oci::spec(spec, &img, &self.cfg.init_binary, &vols, netns.as_deref());
+        self.rt.ensure_snapshot(id, &img.chain_id).await?;
+        let labels = HashMap::from([
+            (LABEL_CONTAINER.to_string(), id.to_string()),
+            (LABEL_GENERATION.to_string(), spec.generation.to_string()),
+            (LABEL_SPEC_HASH.to_string(), hash),
+        ]);
+        match self
+            .rt
+            .create_container(id, &spec.image, json.to_string().into_bytes(), labels)
+            .await
+        {
+            Err(RuntimeError::AlreadyExists { .. }) | Ok(()) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates the container's task (output to the log driver) and starts it.
+    pub(super) async fn create_and_start(self: &Arc<Self>, id: &str) -> Result<(), ReconcileError> {
+        let log = self.log_path(id);
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir).map_err(ReconcileError::Logs)?;
+        }
+        let mounts = self.rt.snapshot_mounts(id).await?;
+        self.rt.create_task(id, mounts, &self.log_uri()).await?;
+        self.start(id).await
+    }
+
+    /// The shim starts the log driver (this binary unless configured) from this URI.
+    fn log_uri(&self) -> String {
+        let driver = self
+            .cfg
+            .logs
+            .driver
+            .clone()
+            .or_else(|| std::env::current_exe().ok())
+            .unwrap_or_else(|| "/usr/local/bin/berth-agent".into());
+        crate::logs::driver::uri(&driver, &self.log_dir(), self.cfg.logs.max_bytes)
+    }
+
+    /// Removes the task, container and snapshot, and (with `volumes`) the data and log.
+    pub(super) async fn teardown(&self, id: &str, volumes: bool) -> Result<(), ReconcileError> {
+        self.stop_task(id).await?;
+        self.rt.delete_container(id).await?;
+        self.rt.remove_snapshot(id).await?;
+        if volumes {
+            if let Some(n) = &self.network {
+                n.remove(id)?;
+            }
+            self.volumes.remove(id)?;
+            let _ = std::fs::remove_file(self.log_path(id));
+            let _ = std::fs::remove_file(crate::logs::driver::rotated(&self.log_path(id)));
+        }
+        self.supervisor.forget(id);
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! The domain side of the agent link: the hub's [`AgentEvent`]s handed, in order, to the
+//! fleet (who the host is, when it spoke, renewals) and the containers service (inventories
+//! and reports); and the periodic work — heartbeat grace and placing pending containers.
+
+use crate::containers::Containers;
+use crate::fleet::Fleet;
+use crate::hub::AgentEvent;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Handles agent events until the hub goes away.
+pub async fn run(
+    mut events: mpsc::Receiver<AgentEvent>,
+    fleet: Arc<Fleet>,
+    containers: Arc<Containers>,
+) {
+    while let Some(ev) = events.recv().await {
+        match ev {
+            AgentEvent::Connected {
+                host,
+                inventory,
+                welcome,
+            } => {
+                let key = host.host_key.clone();
+                fleet.heard(host);
+                // No welcome on a failed read: an empty desired set would be a lie the agent
+                // acts on. Dropping `welcome` closes the connection; the agent dials again.
+                let specs = match containers.on_inventory(&key, inventory).await {
+                    Ok(()) => containers.desired_for_host(&key).await,
+                    Err(e) => Err(e),
+                };
+                match specs {
+                    Ok(specs) => {
+                        let _ = welcome.send(specs);
+                    }
+                    Err(e) => {
+                        tracing::error!(host = %key, error = %e, "cannot read the host's desired set; refusing its connection until it can be read");
+                        continue;
+                    }
+                }
+                if let Err(e) = containers.place_pending().await {
+                    tracing::error!(error = %e, "placing pending containers failed; retrying later");
+                }
+            }
+            AgentEvent::Heartbeat { host, inventory } => {
+                let key = host.host_key.clone();
+                fleet.heard(host);
+                if let Err(e) = containers.on_inventory(&key, inventory).await {
+                    tracing::error!(host = %key, error = %e, "heartbeat inventory not applied; the next one retries");
+                }
+            }
+            AgentEvent::Report { host, report } => {
+                fleet.touch(&host);
+                let id = report.id.clone();
+                if let Err(e) = containers.on_report(&host, report).await {
+                    tracing::error!(%host, %id, error = %e, "status report not applied; the next heartbeat retries");
+                }
+            }
+            AgentEvent::Renew {
+                host,
+                public_key,
+                answer,
+            } => {
+                let _ = answer.send(fleet.renew(&host, &public_key));
+            }
+            AgentEvent::Disconnected { host } => {
+                tracing::debug!(%host, "host connection gone");
+            }
+        }
+    }
+}
+
+/// Heartbeat grace every second; pending containers every ten.
+pub async fn housekeeping(fleet: Arc<Fleet>, containers: Arc<Containers>, grace: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        n += 1;
+        for host in fleet.sweep(grace) {
+            tracing::warn!(%host, "host unreachable: no heartbeat within the grace period");
+        }
+        if n.is_multiple_of(10) {
+            if let Err(e) = containers.place_pending().await {
+                tracing::error!(error = %e, "placing pending containers failed; retrying later");
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The one way into a handler: match the request against the route table (404 / 405),
+//! authenticate (401), check the route's scope (403; admin routes 404 to others), load the
+//! caller's own container for per-container routes (404 for anyone else's, WebSockets
+//! included), then run the handler; every answer is recorded for Prometheus by its route.
+
+use super::call::{BodyStream, Call, Reply};
+use super::error::{self, ApiError};
+use super::route::{Params, Route, Scope};
+use crate::auth::User;
+use crate::error::Error;
+use crate::services::Services;
+use bytes::Buf;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+use warp::filters::path::FullPath;
+use warp::filters::ws::Ws;
+use warp::http::{HeaderMap, Method};
+use warp::Filter;
+
+/// Every request of the API, through `dispatch`.
+pub fn filter(
+    svc: Arc<Services>,
+    table: Arc<Vec<Route>>,
+) -> impl Filter<Extract = (Reply,), Error = warp::Rejection> + Clone {
+    let ws = warp::ws().map(Some).or(warp::any().map(|| None)).unify();
+    let query = warp::query::<HashMap<String, String>>()
+        .or(warp::any().map(HashMap::new))
+        .unify();
+    let body = warp::body::stream().map(boxed_body);
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and(query)
+        .and(ws)
+        .and(body)
+        .then(
+            move |method: Method,
+                  path: FullPath,
+                  headers: HeaderMap,
+                  query: HashMap<String, String>,
+                  ws: Option<Ws>,
+                  body: BodyStream| {
+                let (svc, table) = (svc.clone(), table.clone());
+                async move {
+                    let req = Incoming {
+                        method,
+                        headers,
+                        query,
+                        ws,
+                        body,
+                    };
+                    dispatch(svc, &table, path.as_str(), req).await
+                }
+            },
+        )
+}
+
+fn boxed_body<B: Buf + Send + 'static>(
+    s: impl futures_util::Stream<Item = Result<B, warp::Error>> + Send + 'static,
+) -> BodyStream {
+    s.map(|r| r.map(|mut b| b.copy_to_bytes(b.remaining())))
+        .boxed()
+}
+
+struct Incoming {
+    method: Method,
+    headers: HeaderMap,
+    query: HashMap<String, String>,
+    ws: Option<Ws>,
+    body: BodyStream,
+}
+
+async fn dispatch(svc: Arc<Services>, table: &[Route], path: &str, req: Incoming) -> Reply {
+    let started = Instant::now();
+    let method = req.method.clone();
+    let (label, result) = match find(table, &req.method, path) {
+        Ok((route, params)) => (route.label(), run(svc.clone(), route, params, req).await),
+        Err(e) => ("unmatched".to_string(), Err(e)),
+    };
+    let reply = result.unwrap_or_else(|e| error::response(&e));
+    let status = reply.status().as_u16();
+    tracing::debug!(%method, path, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    svc.telemetry
+        .record(method.as_str(), &label, status, started.elapsed());
+    reply
+}
+
+/// The route for `method path`: `NoRoute` when no pattern matches the path,
+/// `MethodNotAllowed` when one does for another method.
+fn find<'t>(
+    table: &'t [Route],
+    method: &Method,
+    path: &str,
+) -> Result<(&'t Route, Params), ApiError> {
+    let mut path_known = false;
+    for r in table {
+        if let Some(params) = r.matches(path) {
+            if r.method == method {
+                return Ok((r, params));
+            }
+            path_known = true;
+        }
+    }
+    Err(if path_known {
+        ApiError::MethodNotAllowed
+    } else {
+        ApiError::NoRoute
+    })
+}
+
+/// The token from `Authorization: Bearer`, the session cookie, or — on a WebSocket upgrade —
+/// `?token=` (browsers cannot set headers there).
+fn token<'a>(svc: &Services, route: &Route, req: &'a Incoming) -> Option<&'a str> {
+    let bearer = req
+        .headers
+        .get(warp::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let cookie = || {
+        req.headers
+            .get_all(warp::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == svc.config.auth.cookie_name)
+            .map(|(_, v)| v)
+    };
+    let query = || {
+        (route.websocket && req.ws.is_some())
+            .then(|| req.query.get("token").map(String::as_str))
+            .flatten()
+    };
+    bearer.or_else(cookie).or_else(query)
+}
+
+/// Authentication, scope and ownership, in that order, then the handler.
+async fn run(
+    svc: Arc<Services>,
+    route: &Route,
+    params: Params,
+    req: Incoming,
+) -> Result<Reply, ApiError> {
+    let user = if route.scope.authenticated() {
+        let token = token(&svc, route, &req).ok_or(ApiError::Unauthenticated)?;
+        svc.auth.verify(token).map_err(|e| {
+            tracing::debug!(error = %e, "token rejected");
+            ApiError::Unauthenticated
+        })?
+    } else {
+        User::anonymous()
+    };
+    let id = params
+        .iter()
+        .find(|(n, _)| *n == "id")
+        .map_or("", |(_, v)| v.as_str());
+    if route.scope == Scope::Admin && !user.is_admin() {
+        return Err(Error::NotFound.into());
+    }
+    if let Some((resource, action)) = route.scope.grant(&user.id, id) {
+        if !user.allows(&resource, action.as_str()) {
+            let msg = format!("the token does not grant {} on {resource}", action.as_str());
+            return Err(Error::Forbidden(msg).into());
+        }
+    }
+    let container = match route.scope {
+        Scope::Container(_) => Some(svc.containers.owned(&user.id, id).await?),
+        _ => None,
+    };
+    let call = Call {
+        svc,
+        user,
+        container,
+        params,
+        query: req.query,
+        ws: req.ws,
+        body: Some(req.body),
+    };
+    (route.handler)(call).await
+}

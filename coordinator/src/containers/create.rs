@@ -1,0 +1,225 @@
+//! Create: validate, check keys and image, quota and name under the quota lock, place
+//! through the fleet, persist, answer, dispatch. And placing what found no host yet.
+
+use super::Containers;
+use crate::error::Error;
+use crate::events::{ContainerEvent, EventKind};
+use crate::placement::Demand;
+use crate::store::ContainerRecord;
+use berth_shared::api::{self, ContainerStatus, Image};
+use berth_shared::ids;
+use berth_shared::protocol::DesiredState;
+use berth_shared::requests::{CreateBody, SizeLimits, Validate};
+
+impl Containers {
+    /// `GET /compute/images`: the builtin images, then the registry's (503 when the
+    /// configured registry does not answer).
+    pub async fn images(&self) -> Result<Vec<Image>, Error> {
+        let mut list: Vec<Image> = self
+            .images
+            .builtin
+            .iter()
+            .map(|b| Image {
+                name: b.name.clone(),
+                image: b.image.clone(),
+                source: "builtin".into(),
+            })
+            .collect();
+        if let Some(r) = &self.registry {
+            let found = r
+                .images()
+                .await
+                .map_err(|e| Error::Unavailable(e.to_string()))?;
+            list.extend(found.into_iter().map(|image| {
+                Image {
+                    name: image
+                        .split_once('/')
+                        .map_or(&*image, |(_, n)| n)
+                        .to_string(),
+                    image,
+                    source: "registry".into(),
+                }
+            }));
+        }
+        Ok(list)
+    }
+
+    /// Whether `image` may be used: a builtin one, or one the registry holds.
+    async fn image_listed(&self, image: &str) -> Result<bool, Error> {
+        if self.images.builtin.iter().any(|b| b.image == image) {
+            return Ok(true);
+        }
+        match &self.registry {
+            Some(r) if r.names(image) => Ok(r
+                .images()
+                .await
+                .map_err(|e| Error::Unavailable(e.to_string()))?
+                .iter()
+                .any(|i| i == image)),
+            _ => Ok(false),
+        }
+    }
+
+    fn size_limits(&self) -> SizeLimits<'_> {
+        let l = &self.limits;
+        SizeLimits {
+            instance_types: self.catalog.names(),
+            default_instance_type: &self.catalog.default_instance_type,
+            default_memory_mb: l.default_memory_mb,
+            default_storage_gb: l.default_storage_gb,
+            memory_mb: (l.min_memory_mb, l.max_memory_mb),
+            storage_gb: (l.min_storage_gb, l.max_storage_gb),
+        }
+    }
+
+    pub async fn create(&self, user: &str, body: CreateBody) -> Result<api::Container, Error> {
+        let mut req = body.validate(&self.size_limits()).map_err(Error::Invalid)?;
+        let image = req
+            .image
+            .take()
+            .unwrap_or_else(|| self.images.default.clone());
+        if !self.image_listed(&image).await? {
+            return Err(Error::invalid(
+                "image",
+                "must be an image listed by GET /compute/images",
+            ));
+        }
+        let keys = self.store.owner_keys(user).await?;
+        if let Some(id) = req
+            .ssh_key_ids
+            .iter()
+            .find(|id| !keys.iter().any(|k| k.id == **id))
+        {
+            return Err(Error::invalid(
+                "ssh_key_ids",
+                format!("{id} is not one of your SSH keys"),
+            ));
+        }
+        let Some(itype) = self.catalog.get(&req.instance_type).cloned() else {
+            return Err(Error::invalid("instance_type", "unknown"));
+        };
+
+        let _guard = self.quota_lock.lock().await;
+        let mine = self.store.owner_containers(user).await?;
+        let mut rec = ContainerRecord {
+            id: String::new(),
+            owner: user.to_string(),
+            name: req.name,
+            instance_type: itype.name.clone(),
+            cpu_millis: itype.cpu_millis(),
+            memory_mb: req.memory_mb,
+            storage_gb: req.storage_gb,
+            ssh_key_ids: req.ssh_key_ids,
+            ssh_enabled: req.ssh_enabled,
+            mount_paths: req.mount_paths,
+            image,
+            env: std::mem::take(&mut req.env),
+            created_at: berth_shared::time::now_unix().0,
+            desired: DesiredState::Running,
+            generation: 1,
+            host_key: None,
+            region: None,
+            status: ContainerStatus::Pending,
+            status_reason: None,
+            observed_generation: 0,
+            memory_used_mb: None,
+            storage_used_gb: None,
+            ports: std::mem::take(&mut req.ports),
+            ingress: Vec::new(),
+            requested_region: req.region.take(),
+            requested_host_key: req.host_key.take(),
+            external_ip: None,
+            boot: 0,
+            recreated: None,
+        };
+        self.check_totals(&mine, None, rec.resources())?;
+        if self.store.container_named(user, &rec.name).await?.is_some() {
+            return Err(Error::Conflict(format!(
+                "you already have a container named {:?}",
+                rec.name
+            )));
+        }
+        let max = self.limits.max_containers;
+        if mine.len() as u64 + 1 > max {
+            return Err(Error::over_quota("containers", mine.len() as u64 + 1, max));
+        }
+        rec.id = ids::new_container_id();
+        while self.store.container(&rec.id).await?.is_some() {
+            rec.id = ids::new_container_id();
+        }
+        self.try_place(&mut rec).await?;
+        self.store.insert_container(rec.clone()).await?;
+        self.store.flush().await?;
+        drop(_guard);
+        tracing::info!(user, id = %rec.id, host = ?rec.host_key, "container created");
+        let msg = match (&rec.host_key, &rec.status_reason) {
+            (Some(h), _) => format!("created; placed on host {h}"),
+            (None, Some(r)) => format!("created; {r}"),
+            (None, None) => "created".into(),
+        };
+        self.record_event(&rec, "created", msg).await;
+        self.publish(ContainerEvent::of(&rec, EventKind::Status));
+        self.dispatch(&rec).await;
+        Ok(self.view(&rec))
+    }
+
+    /// Gives `rec` a host, or says in its `status_reason` why none fits yet.
+    async fn try_place(&self, rec: &mut ContainerRecord) -> Result<(), Error> {
+        let Some(itype) = self.catalog.get(&rec.instance_type) else {
+            rec.status_reason = Some(format!(
+                "instance type {:?} is no longer offered",
+                rec.instance_type
+            ));
+            return Ok(());
+        };
+        let demand = Demand {
+            arch: itype.arch,
+            need: rec.resources(),
+            region: rec.requested_region.clone(),
+            host_key: rec.requested_host_key.clone(),
+        };
+        match self.fleet.place(&demand).await? {
+            Ok((host, region)) => {
+                rec.region = Some(region);
+                rec.host_key = Some(host);
+                rec.status_reason = None;
+            }
+            Err(reason) => rec.status_reason = Some(format!("waiting for a host: {reason}")),
+        }
+        Ok(())
+    }
+
+    /// Places containers that found no host yet (when hosts connect, and periodically).
+    pub async fn place_pending(&self) -> Result<(), Error> {
+        let _guard = self.quota_lock.lock().await;
+        for mut rec in self.store.unplaced_containers().await? {
+            if !rec.is_visible() {
+                continue;
+            }
+            self.try_place(&mut rec).await?;
+            let Some(host) = rec.host_key.clone() else {
+                continue;
+            };
+            let region = rec.region.clone();
+            let stored = self
+                .store
+                .update_container(&rec.id, &mut |r| {
+                    if r.host_key.is_some() {
+                        return None;
+                    }
+                    r.host_key = Some(host.clone());
+                    r.region = region.clone();
+                    r.status_reason = None;
+                    Some(())
+                })
+                .await?;
+            if let Some(r) = stored.filter(|r| r.host_key.as_deref() == Some(&host)) {
+                // Durable before the host hears of it: a restart must not place it twice.
+                self.store.flush().await?;
+                tracing::info!(id = %r.id, host = %host, "pending container placed");
+                self.dispatch(&r).await;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,224 @@
+//! The containers service: users' containers from create to delete — validation against
+//! the configured limits, quota, placement through the fleet, persistence, dispatch of specs
+//! to hosts, settings (SSH, mounts, ingress, resize), and the agents' reports that close the
+//! loop. It owns the records' meaning; the store keeps them, the hub carries them.
+
+mod create;
+mod ingress;
+
+pub use ingress::view as ingress_view;
+mod lifecycle;
+mod quota;
+mod settings;
+
+use crate::config::{Config, ImagesConfig, Limits};
+use crate::error::Error;
+use crate::events::{ContainerEvent, EventBus};
+use crate::fleet::Fleet;
+use crate::hub::Hub;
+use crate::registry::Registry;
+use crate::store::{ContainerRecord, Store};
+use berth_shared::api;
+use berth_shared::catalog::Catalog;
+use berth_shared::ids;
+use berth_shared::protocol::{ContainerSpec, IngressSpec, Request};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Containers {
+    store: Arc<dyn Store>,
+    fleet: Arc<Fleet>,
+    hub: Arc<Hub>,
+    events: EventBus,
+    limits: Limits,
+    catalog: Catalog,
+    images: ImagesConfig,
+    registry: Option<Registry>,
+    domain: String,
+    /// How long start/stop wait for the host's report.
+    settle_wait: Duration,
+    /// Serialises quota and name checks with the writes they guard (one coordinator).
+    quota_lock: tokio::sync::Mutex<()>,
+}
+
+impl Containers {
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        fleet: Arc<Fleet>,
+        hub: Arc<Hub>,
+        events: EventBus,
+    ) -> Containers {
+        Containers {
+            store,
+            fleet,
+            hub,
+            events,
+            limits: config.limits.clone(),
+            catalog: config.catalog.clone(),
+            images: config.images.clone(),
+            registry: config.images.registry.as_deref().map(Registry::new),
+            domain: config.api.domain.clone(),
+            settle_wait: config.api.stop_wait,
+            quota_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// The caller's container, or `NotFound` — also when it is someone else's.
+    pub async fn owned(&self, user: &str, id: &str) -> Result<ContainerRecord, Error> {
+        if !ids::is_container_id(id) {
+            return Err(Error::NotFound);
+        }
+        match self.store.container(id).await? {
+            Some(r) if r.owner == user && r.is_visible() => Ok(r),
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    pub async fn list(&self, user: &str) -> Result<Vec<api::Container>, Error> {
+        let mine = self.store.owner_containers(user).await?;
+        Ok(mine.iter().map(|r| self.view(r)).collect())
+    }
+
+    pub fn view(&self, r: &ContainerRecord) -> api::Container {
+        let host = r.host_key.as_deref().and_then(|h| self.fleet.host(h));
+        let mut reason = r.status_reason.clone();
+        if let Some(h) = &r.host_key {
+            if !host.as_ref().is_some_and(|h| h.connected) {
+                reason = Some(format!(
+                    "host {h} is unreachable; status is its last report"
+                ));
+            }
+        }
+        // `ssh_command` once the host has said where its SSH server is, while SSH is on.
+        let ssh_command = host
+            .filter(|_| r.ssh_enabled)
+            .and_then(|h| Some((h.info.public_address?, h.info.ssh_port?)))
+            .map(|(addr, port)| match port {
+                22 => format!("ssh {}@{addr}", r.id),
+                port => format!("ssh -p {port} {}@{addr}", r.id),
+            });
+        api::Container {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            status: r.status,
+            status_reason: reason,
+            hostname: format!("{}.{}", r.id, self.domain),
+            memory_mb: r.memory_mb,
+            memory_used_mb: r.memory_used_mb,
+            storage_gb: r.storage_gb,
+            storage_used_gb: r.storage_used_gb,
+            instance_type: r.instance_type.clone(),
+            created_at: berth_shared::time::rfc3339(r.created_at),
+            ssh_enabled: r.ssh_enabled,
+            https_enabled: r.ingress.iter().any(|i| i.port == 443),
+            ssh_command,
+            image: r.image.clone(),
+            mount_paths: r.mount_paths.clone(),
+            ssh_key_ids: r.ssh_key_ids.clone(),
+            host_key: r.host_key.clone(),
+            region: r.region.clone(),
+            cpu_millis: r.cpu_millis,
+            env: r.env.clone(),
+            ports: r.ports.clone(),
+            external_ip: r.external_ip.clone(),
+            recreated: None,
+            volume_preserved: None,
+            restarted: None,
+        }
+    }
+
+    /// The spec an agent runs. Fails when the owner's keys cannot be read: a spec without
+    /// them would lock the user out.
+    async fn spec(&self, r: &ContainerRecord) -> Result<ContainerSpec, Error> {
+        let keys = self.store.owner_keys(&r.owner).await?;
+        Ok(ContainerSpec {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            generation: r.generation,
+            desired: r.desired,
+            image: r.image.clone(),
+            cpu_millis: r.cpu_millis,
+            memory_mb: r.memory_mb,
+            storage_gb: r.storage_gb,
+            mount_paths: r.mount_paths.clone(),
+            env: r.env.clone(),
+            ssh_enabled: r.ssh_enabled,
+            ssh_authorized_keys: keys
+                .into_iter()
+                .filter(|k| r.ssh_key_ids.contains(&k.id))
+                .map(|k| k.public_key)
+                .collect(),
+            ports: r.ports.clone(),
+            ingress: r
+                .ingress
+                .iter()
+                .map(|i| IngressSpec {
+                    port: i.port,
+                    target_port: i.target_port,
+                })
+                .collect(),
+            boot: r.boot,
+        })
+    }
+
+    /// Sends the record's spec to its host in the background. A failure is harmless: the
+    /// agent reports its generations with every heartbeat and gets the spec again.
+    async fn dispatch(&self, r: &ContainerRecord) {
+        let Some(host) = r.host_key.clone() else {
+            return;
+        };
+        let spec = match self.spec(r).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(id = %r.id, error = %e, "cannot build the spec; will retry on the next heartbeat");
+                return;
+            }
+        };
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            let id = spec.id.clone();
+            if let Err(e) = hub.request(&host, &Request::Apply(spec)).await {
+                tracing::warn!(%id, %host, error = %e, "dispatch failed; will retry on the next heartbeat");
+            }
+        });
+    }
+
+    /// The full desired set of `host`, for its welcome.
+    pub async fn desired_for_host(&self, host: &str) -> Result<Vec<ContainerSpec>, Error> {
+        let mut specs = Vec::new();
+        for r in self.store.host_containers(host).await? {
+            specs.push(self.spec(&r).await?);
+        }
+        Ok(specs)
+    }
+
+    async fn record_event(&self, rec: &ContainerRecord, kind: &str, message: String) {
+        if let Err(e) = self.store.add_event(&rec.id, kind, message).await {
+            tracing::warn!(id = %rec.id, error = %e, "cannot record event");
+        }
+    }
+
+    fn publish(&self, ev: ContainerEvent) {
+        self.events.publish(ev);
+    }
+
+    /// The container's lifecycle history, newest first.
+    pub async fn history(&self, rec: &ContainerRecord) -> Result<Vec<api::Event>, Error> {
+        Ok(self
+            .store
+            .events(&rec.id)
+            .await?
+            .into_iter()
+            .map(|e| api::Event {
+                at: berth_shared::time::rfc3339(e.at),
+                kind: e.kind,
+                message: e.message,
+            })
+            .collect())
+    }
+}

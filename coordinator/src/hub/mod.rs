@@ -1,0 +1,172 @@
+//! The agent hub: transport only. It holds the QUIC connections agents opened, sends
+//! requests on them, and hands everything agents say to the domain as typed [`AgentEvent`]s
+//! over a channel. It knows nothing of containers, placement or the store.
+
+mod accept;
+
+pub use accept::{bind, serve};
+
+use berth_shared::protocol::{
+    read_frame, write_frame, ContainerReport, ContainerSpec, CoordinatorMessage, FrameError,
+    HostInfo, Request, Response,
+};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::timeout;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("TLS material: {0}")]
+    Tls(#[from] berth_service::tls::TlsError),
+    #[error("QUIC endpoint on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("QUIC TLS config: {0}")]
+    QuicTls(String),
+    #[error("host {0} is not connected")]
+    NotConnected(String),
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("stream: {0}")]
+    Frame(#[from] FrameError),
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    #[error("agent refused: {0}")]
+    Refused(String),
+}
+
+/// What an agent said, for the domain to act on. Replies travel back on the `oneshot`s;
+/// dropping one unanswered closes that agent's connection (it reconnects and tries again).
+#[derive(Debug)]
+pub enum AgentEvent {
+    /// A verified hello: answer with the host's full desired set for the welcome.
+    Connected {
+        host: HostInfo,
+        inventory: Vec<ContainerReport>,
+        welcome: oneshot::Sender<Vec<ContainerSpec>>,
+    },
+    Heartbeat {
+        host: HostInfo,
+        inventory: Vec<ContainerReport>,
+    },
+    Report {
+        host: String,
+        report: ContainerReport,
+    },
+    /// Sign `public_key` for `host` (the host key of the connection's verified certificate).
+    Renew {
+        host: String,
+        public_key: Vec<u8>,
+        answer: oneshot::Sender<CoordinatorMessage>,
+    },
+    Disconnected {
+        host: String,
+    },
+}
+
+/// The connected hosts, by host key.
+pub struct Hub {
+    conns: Mutex<HashMap<String, quinn::Connection>>,
+    events: mpsc::Sender<AgentEvent>,
+    heartbeat_interval: Duration,
+}
+
+impl Hub {
+    /// A hub and the receiving end of its events.
+    pub fn new(heartbeat_interval: Duration) -> (Hub, mpsc::Receiver<AgentEvent>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let hub = Hub {
+            conns: Mutex::new(HashMap::new()),
+            events: tx,
+            heartbeat_interval,
+        };
+        (hub, rx)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, quinn::Connection>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_connected(&self, host: &str) -> bool {
+        self.lock().contains_key(host)
+    }
+
+    pub fn connected_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Makes `conn` the host's connection, closing the one it replaces.
+    fn register(&self, host: &str, conn: quinn::Connection) {
+        if let Some(old) = self.lock().insert(host.to_string(), conn) {
+            old.close(1u32.into(), b"replaced by a newer connection");
+        }
+    }
+
+    /// Forgets `conn` if it is still the host's current one; `true` if it was.
+    fn unregister(&self, host: &str, conn: &quinn::Connection) -> bool {
+        let mut conns = self.lock();
+        if conns
+            .get(host)
+            .is_some_and(|c| c.stable_id() == conn.stable_id())
+        {
+            conns.remove(host);
+            return true;
+        }
+        false
+    }
+
+    /// Closes the host's connection (e.g. its heartbeat grace passed).
+    pub fn close(&self, host: &str, reason: &str) {
+        if let Some(c) = self.lock().remove(host) {
+            c.close(2u32.into(), reason.as_bytes());
+        }
+    }
+
+    async fn emit(&self, ev: AgentEvent) -> Result<(), HubError> {
+        self.events
+            .send(ev)
+            .await
+            .map_err(|_| HubError::Refused("the coordinator is shutting down".into()))
+    }
+
+    /// Opens a long-lived stream for `req` (logs, terminal) and reads the agent's first answer;
+    /// the caller keeps both halves.
+    pub async fn open(
+        &self,
+        host: &str,
+        req: &Request,
+    ) -> Result<(Response, quinn::SendStream, quinn::RecvStream), HubError> {
+        let conn = self
+            .lock()
+            .get(host)
+            .cloned()
+            .ok_or_else(|| HubError::NotConnected(host.to_string()))?;
+        let (mut send, mut recv) = timeout(Duration::from_secs(10), conn.open_bi())
+            .await
+            .map_err(|_| HubError::Timeout("a stream"))??;
+        write_frame(&mut send, req).await?;
+        match timeout(
+            Duration::from_secs(30),
+            read_frame::<_, Response>(&mut recv),
+        )
+        .await
+        {
+            Err(_) => Err(HubError::Timeout("the agent's answer")),
+            Ok(Ok(Some(r))) => Ok((r, send, recv)),
+            Ok(Ok(None)) => Err(HubError::Refused("stream closed without an answer".into())),
+            Ok(Err(e)) => Err(e.into()),
+        }
+    }
+
+    /// Sends one request on its own stream and waits for the answer.
+    pub async fn request(&self, host: &str, req: &Request) -> Result<Response, HubError> {
+        let (resp, mut send, _recv) = self.open(host, req).await?;
+        let _ = send.finish();
+        Ok(resp)
+    }
+}

@@ -1,0 +1,84 @@
+//! The coordinator's durable state behind one interface: users' containers (desired spec +
+//! last known status), their history, SSH keys, cordons and redeemed join tokens.
+//!
+//! `SledStore` is the embedded backend (the default). Every method is async so a networked
+//! backend (PostgreSQL, a later wave) fits the same trait; `conformance` is the test suite
+//! every backend must pass. Reads that a request depends on go through indexes (by owner, by
+//! host, by name): listing one user's containers or one host's desired set never reads
+//! another's records. Every write an API answer depends on is made durable (`flush`) before
+//! the answer goes out, so a coordinator killed with SIGKILL restarts into what it last said.
+
+pub mod conformance;
+mod records;
+mod sled;
+
+pub use self::sled::SledStore;
+pub use records::{ContainerRecord, EventRecord, IngressRecord, KeyRecord, MAX_EVENTS};
+
+use futures_util::future::BoxFuture;
+use std::collections::BTreeSet;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sled: {0}")]
+    Sled(#[from] ::sled::Error),
+    #[error(transparent)]
+    Record(#[from] berth_service::records::RecordError),
+    #[error("container {id} already exists")]
+    Exists { id: String },
+}
+
+/// What every store call returns.
+pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
+
+/// An edit of one container record. It may run more than once (a retried transaction);
+/// `None` leaves the record untouched.
+pub type Edit<'a> = &'a mut (dyn FnMut(&mut ContainerRecord) -> Option<()> + Send);
+
+pub trait Store: Send + Sync + 'static {
+    /// Makes every write so far durable.
+    fn flush(&self) -> StoreFuture<'_, ()>;
+
+    fn container<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ContainerRecord>>;
+    /// A new record; `Exists` if the id is taken.
+    fn insert_container(&self, rec: ContainerRecord) -> StoreFuture<'_, ()>;
+    /// Applies `edit` atomically with the indexes; returns the record as stored afterwards.
+    fn update_container<'a>(
+        &'a self,
+        id: &'a str,
+        edit: Edit<'a>,
+    ) -> StoreFuture<'a, Option<ContainerRecord>>;
+    /// The record, its index entries and its history.
+    fn remove_container<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()>;
+    /// The owner's visible containers, newest first (owner index).
+    fn owner_containers<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<ContainerRecord>>;
+    /// The owner's visible container of that name (name index).
+    fn container_named<'a>(
+        &'a self,
+        owner: &'a str,
+        name: &'a str,
+    ) -> StoreFuture<'a, Option<ContainerRecord>>;
+    /// Every record placed on `host`, deleted-but-unconfirmed ones too (host index).
+    fn host_containers<'a>(&'a self, host: &'a str) -> StoreFuture<'a, Vec<ContainerRecord>>;
+    /// Records that have no host yet (host index).
+    fn unplaced_containers(&self) -> StoreFuture<'_, Vec<ContainerRecord>>;
+    /// Every record: operators' views and metrics only, never a user's request.
+    fn all_containers(&self) -> StoreFuture<'_, Vec<ContainerRecord>>;
+
+    /// Appends to a container's history, keeping the newest `MAX_EVENTS`.
+    fn add_event<'a>(&'a self, id: &'a str, kind: &'a str, message: String) -> StoreFuture<'a, ()>;
+    /// A container's history, newest first.
+    fn events<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Vec<EventRecord>>;
+
+    /// A new id, unique and increasing across restarts (keys, ingress rules).
+    fn next_id(&self) -> StoreFuture<'_, u64>;
+    fn put_key(&self, rec: KeyRecord) -> StoreFuture<'_, ()>;
+    fn owner_keys<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<KeyRecord>>;
+    /// `false` when the owner has no such key.
+    fn delete_key<'a>(&'a self, owner: &'a str, id: u64) -> StoreFuture<'a, bool>;
+
+    fn set_cordoned<'a>(&'a self, host: &'a str, cordoned: bool) -> StoreFuture<'a, ()>;
+    fn cordoned_hosts(&self) -> StoreFuture<'_, BTreeSet<String>>;
+    /// Marks a join token id redeemed; `false` if it already was (atomic).
+    fn redeem_enrollment<'a>(&'a self, jti: &'a str, host_key: &'a str) -> StoreFuture<'a, bool>;
+}

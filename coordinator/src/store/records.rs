@@ -1,0 +1,97 @@
+//! The records the coordinator keeps: a container's desired spec and last known status, its
+//! ingress rules and history, users' SSH keys. Plain data; the `Store` keeps them.
+
+use berth_shared::api::ContainerStatus;
+use berth_shared::protocol::{DesiredState, Resources};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    pub instance_type: String,
+    pub cpu_millis: u32,
+    pub memory_mb: u64,
+    pub storage_gb: u64,
+    pub ssh_key_ids: Vec<u64>,
+    pub ssh_enabled: bool,
+    pub mount_paths: Vec<String>,
+    pub image: String,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub created_at: u64,
+    pub desired: DesiredState,
+    pub generation: u64,
+    pub host_key: Option<String>,
+    pub region: Option<String>,
+    pub status: ContainerStatus,
+    pub status_reason: Option<String>,
+    /// The newest generation the agent has reported on.
+    pub observed_generation: u64,
+    pub memory_used_mb: Option<u64>,
+    pub storage_used_gb: Option<f64>,
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    #[serde(default)]
+    pub ingress: Vec<IngressRecord>,
+    /// Placement constraints from the create request.
+    #[serde(default)]
+    pub requested_region: Option<String>,
+    #[serde(default)]
+    pub requested_host_key: Option<String>,
+    #[serde(default)]
+    pub external_ip: Option<String>,
+    /// Bumped by `reboot`: a new boot of the same spec.
+    #[serde(default)]
+    pub boot: u64,
+    /// `(generation, volume_preserved)` of the last re-creation after containerd lost it.
+    #[serde(default)]
+    pub recreated: Option<(u64, bool)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngressRecord {
+    pub id: u64,
+    pub port: u16,
+    pub target_port: u16,
+    pub created_at: u64,
+}
+
+/// One entry of a container's lifecycle history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub at: u64,
+    pub kind: String,
+    pub message: String,
+}
+
+/// How many events a container keeps.
+pub const MAX_EVENTS: usize = 100;
+
+impl ContainerRecord {
+    /// Deleted containers stay until their host confirms; users never see them.
+    pub fn is_visible(&self) -> bool {
+        self.desired != DesiredState::Deleted
+    }
+
+    /// What the container is promised on its host.
+    pub fn resources(&self) -> Resources {
+        Resources {
+            cpu_millis: u64::from(self.cpu_millis),
+            memory_mb: self.memory_mb,
+            disk_gb: self.storage_gb,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub id: u64,
+    pub owner: String,
+    pub name: String,
+    pub public_key: String,
+    pub fingerprint: String,
+    pub created_at: u64,
+}

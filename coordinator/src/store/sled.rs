@@ -1,0 +1,368 @@
+//! The embedded backend: sled trees of JSON records, with the owner, name and host indexes
+//! kept in the same transaction as the record they point at, so a crash never leaves an
+//! index naming a record that is not there (or missing one that is).
+
+use super::MAX_EVENTS;
+use super::{ContainerRecord, Edit, EventRecord, KeyRecord, Store, StoreError, StoreFuture};
+use berth_service::records::{decode, decode_all, encode, get};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+#[derive(Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    containers: sled::Tree,
+    /// `owner \0 id` → ().
+    by_owner: sled::Tree,
+    /// `owner \0 name` → id, visible containers only.
+    by_name: sled::Tree,
+    /// `host \0 id` → (); unplaced records under the empty host.
+    by_host: sled::Tree,
+    keys: sled::Tree,
+    events: sled::Tree,
+    cordoned: sled::Tree,
+    enrollments: sled::Tree,
+}
+
+/// `a \0 b`: index keys, so that a prefix scan of `a \0` finds exactly `a`'s entries.
+fn pair(a: &str, b: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + 1 + b.len());
+    k.extend_from_slice(a.as_bytes());
+    k.push(0);
+    k.extend_from_slice(b);
+    k
+}
+
+fn host_of(r: &ContainerRecord) -> &str {
+    r.host_key.as_deref().unwrap_or("")
+}
+
+type TxError = ConflictableTransactionError<StoreError>;
+
+/// Moves a record's index entries from what `old` said to what `new` says.
+fn reindex(
+    (o, n, h): (&TransactionalTree, &TransactionalTree, &TransactionalTree),
+    old: Option<&ContainerRecord>,
+    new: Option<&ContainerRecord>,
+) -> Result<(), TxError> {
+    if let Some(old) = old {
+        o.remove(pair(&old.owner, old.id.as_bytes()))?;
+        h.remove(pair(host_of(old), old.id.as_bytes()))?;
+        let name = pair(&old.owner, old.name.as_bytes());
+        if n.get(&name)?.is_some_and(|v| v == old.id.as_bytes()) {
+            n.remove(name)?;
+        }
+    }
+    if let Some(new) = new {
+        o.insert(pair(&new.owner, new.id.as_bytes()), &[][..])?;
+        h.insert(pair(host_of(new), new.id.as_bytes()), &[][..])?;
+        if new.is_visible() {
+            n.insert(pair(&new.owner, new.name.as_bytes()), new.id.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+fn tx_result<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    })
+}
+
+impl SledStore {
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new().path(path).open()?;
+        Ok(SledStore {
+            containers: db.open_tree("containers")?,
+            by_owner: db.open_tree("containers_by_owner")?,
+            by_name: db.open_tree("containers_by_name")?,
+            by_host: db.open_tree("containers_by_host")?,
+            keys: db.open_tree("ssh_keys")?,
+            events: db.open_tree("events")?,
+            cordoned: db.open_tree("cordoned_hosts")?,
+            enrollments: db.open_tree("enrollments")?,
+            db,
+        })
+        .and_then(SledStore::build_indexes)
+    }
+
+    /// Stores written before the indexes existed get them once, at open.
+    fn build_indexes(self) -> Result<SledStore, StoreError> {
+        if !self.by_owner.is_empty() || self.containers.is_empty() {
+            return Ok(self);
+        }
+        for rec in self.scan_containers(self.containers.iter())? {
+            let trees = (&self.by_owner, &self.by_name, &self.by_host);
+            tx_result(trees.transaction(|(o, n, h)| reindex((o, n, h), None, Some(&rec))))?;
+        }
+        tracing::info!(records = self.containers.len(), "store indexes built");
+        Ok(self)
+    }
+
+    fn get_sync(&self, id: &str) -> Result<Option<ContainerRecord>, StoreError> {
+        Ok(get(&self.containers, id.as_bytes())?)
+    }
+
+    fn scan_containers(&self, iter: sled::Iter) -> Result<Vec<ContainerRecord>, StoreError> {
+        Ok(decode_all(iter)?)
+    }
+
+    /// The record tree and its indexes, for one transaction over all four.
+    fn container_trees(&self) -> (&sled::Tree, &sled::Tree, &sled::Tree, &sled::Tree) {
+        (
+            &self.containers,
+            &self.by_owner,
+            &self.by_name,
+            &self.by_host,
+        )
+    }
+
+    /// The records an index prefix names (the id is what follows the `\0`).
+    fn indexed(
+        &self,
+        index: &sled::Tree,
+        prefix: &str,
+    ) -> Result<Vec<ContainerRecord>, StoreError> {
+        let mut out = Vec::new();
+        for k in index.scan_prefix(pair(prefix, b"")).keys() {
+            let k = k?;
+            let id = String::from_utf8_lossy(&k[prefix.len() + 1..]).into_owned();
+            if let Some(r) = self.get_sync(&id)? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes `new` in place of what is stored under its id, with its index entries.
+    fn write(
+        &self,
+        id: &str,
+        edit: &RefCell<Edit<'_>>,
+        create: Option<&ContainerRecord>,
+    ) -> Result<Option<ContainerRecord>, StoreError> {
+        tx_result(self.container_trees().transaction(|(c, o, n, h)| {
+            let old: Option<ContainerRecord> = match c.get(id.as_bytes())? {
+                Some(v) => Some(decode(id.as_bytes(), &v).map_err(|e| TxError::Abort(e.into()))?),
+                None => None,
+            };
+            let new = match (&old, create) {
+                (Some(_), Some(_)) => {
+                    return Err(TxError::Abort(StoreError::Exists { id: id.into() }))
+                }
+                (None, Some(rec)) => rec.clone(),
+                (None, None) => return Ok(None),
+                (Some(old), None) => {
+                    let mut rec = old.clone();
+                    if (edit.borrow_mut())(&mut rec).is_none() {
+                        return Ok(Some(rec));
+                    }
+                    rec
+                }
+            };
+            c.insert(
+                id.as_bytes(),
+                encode(id.as_bytes(), &new).map_err(|e| TxError::Abort(e.into()))?,
+            )?;
+            reindex((o, n, h), old.as_ref(), Some(&new))?;
+            Ok(Some(new))
+        }))
+    }
+}
+
+impl Store for SledStore {
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.db.flush_async().await?;
+            Ok(())
+        })
+    }
+
+    fn container<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ContainerRecord>> {
+        Box::pin(async move { self.get_sync(id) })
+    }
+
+    fn insert_container(&self, rec: ContainerRecord) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut none = |_: &mut ContainerRecord| None;
+            let edit: RefCell<Edit<'_>> = RefCell::new(&mut none);
+            self.write(&rec.id, &edit, Some(&rec)).map(|_| ())
+        })
+    }
+
+    fn update_container<'a>(
+        &'a self,
+        id: &'a str,
+        edit: Edit<'a>,
+    ) -> StoreFuture<'a, Option<ContainerRecord>> {
+        Box::pin(async move { self.write(id, &RefCell::new(edit), None) })
+    }
+
+    fn remove_container<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            tx_result(self.container_trees().transaction(|(c, o, n, h)| {
+                if let Some(v) = c.remove(id.as_bytes())? {
+                    let old: ContainerRecord =
+                        decode(id.as_bytes(), &v).map_err(|e| TxError::Abort(e.into()))?;
+                    reindex((o, n, h), Some(&old), None)?;
+                }
+                Ok(())
+            }))?;
+            for k in self.events.scan_prefix(id.as_bytes()).keys() {
+                self.events.remove(k?)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn owner_containers<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<ContainerRecord>> {
+        Box::pin(async move {
+            let mut out = self.indexed(&self.by_owner, owner)?;
+            out.retain(|c| c.is_visible());
+            out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+            Ok(out)
+        })
+    }
+
+    fn container_named<'a>(
+        &'a self,
+        owner: &'a str,
+        name: &'a str,
+    ) -> StoreFuture<'a, Option<ContainerRecord>> {
+        Box::pin(async move {
+            match self.by_name.get(pair(owner, name.as_bytes()))? {
+                Some(id) => self.get_sync(&String::from_utf8_lossy(&id)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn host_containers<'a>(&'a self, host: &'a str) -> StoreFuture<'a, Vec<ContainerRecord>> {
+        Box::pin(async move { self.indexed(&self.by_host, host) })
+    }
+
+    fn unplaced_containers(&self) -> StoreFuture<'_, Vec<ContainerRecord>> {
+        Box::pin(async move { self.indexed(&self.by_host, "") })
+    }
+
+    fn all_containers(&self) -> StoreFuture<'_, Vec<ContainerRecord>> {
+        Box::pin(async move { self.scan_containers(self.containers.iter()) })
+    }
+
+    fn add_event<'a>(&'a self, id: &'a str, kind: &'a str, message: String) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut key = id.as_bytes().to_vec();
+            key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+            let ev = EventRecord {
+                at: berth_shared::time::now_unix().0,
+                kind: kind.to_string(),
+                message,
+            };
+            self.events.insert(key, encode(id.as_bytes(), &ev)?)?;
+            let keys: Vec<sled::IVec> = self
+                .events
+                .scan_prefix(id.as_bytes())
+                .keys()
+                .collect::<Result<_, _>>()?;
+            for k in keys.iter().take(keys.len().saturating_sub(MAX_EVENTS)) {
+                self.events.remove(k)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn events<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Vec<EventRecord>> {
+        Box::pin(async move {
+            let mut out: Vec<EventRecord> = decode_all(self.events.scan_prefix(id.as_bytes()))?;
+            out.reverse();
+            Ok(out)
+        })
+    }
+
+    fn next_id(&self) -> StoreFuture<'_, u64> {
+        // sled ids are unique and monotonic across restarts; +1 so the first is 1.
+        Box::pin(async move { Ok(self.db.generate_id()? + 1) })
+    }
+
+    fn put_key(&self, rec: KeyRecord) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let k = pair(&rec.owner, &rec.id.to_be_bytes());
+            self.keys.insert(k.clone(), encode(&k, &rec)?)?;
+            Ok(())
+        })
+    }
+
+    fn owner_keys<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<KeyRecord>> {
+        Box::pin(async move { Ok(decode_all(self.keys.scan_prefix(pair(owner, b"")))?) })
+    }
+
+    fn delete_key<'a>(&'a self, owner: &'a str, id: u64) -> StoreFuture<'a, bool> {
+        Box::pin(async move { Ok(self.keys.remove(pair(owner, &id.to_be_bytes()))?.is_some()) })
+    }
+
+    fn set_cordoned<'a>(&'a self, host: &'a str, cordoned: bool) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if cordoned {
+                self.cordoned.insert(host.as_bytes(), &b"1"[..])?;
+            } else {
+                self.cordoned.remove(host.as_bytes())?;
+            }
+            Ok(())
+        })
+    }
+
+    fn cordoned_hosts(&self) -> StoreFuture<'_, BTreeSet<String>> {
+        Box::pin(async move {
+            let mut out = BTreeSet::new();
+            for k in self.cordoned.iter().keys() {
+                out.insert(String::from_utf8_lossy(&k?).into_owned());
+            }
+            Ok(out)
+        })
+    }
+
+    fn redeem_enrollment<'a>(&'a self, jti: &'a str, host_key: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            Ok(self
+                .enrollments
+                .compare_and_swap(jti.as_bytes(), None::<&[u8]>, Some(host_key.as_bytes()))?
+                .is_ok())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conformance;
+    use super::SledStore;
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("berth-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[tokio::test]
+    async fn sled_passes_the_conformance_suite() {
+        let dir = temp("conformance");
+        let store = SledStore::open(&dir).expect("open");
+        conformance::run(&store).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn records_and_indexes_survive_reopen() {
+        let dir = temp("reopen");
+        {
+            let s = SledStore::open(&dir).expect("open");
+            conformance::fill(&s).await;
+        }
+        let s = SledStore::open(&dir).expect("reopen");
+        conformance::check_filled(&s).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,254 @@
+//! Scope and tenancy, generated from the route table: for every route, a token without the
+//! scope it needs gets 403 (operator routes 404), another user gets 404 on every
+//! per-container route (WebSocket upgrades included), and a read-only token changes nothing.
+//! A route added to the table later is covered here without anyone writing a test for it.
+//! The coordinator runs in-process on port 0 with its real store, no agents.
+
+use anyhow::{ensure, Context, Result};
+use base64::Engine;
+use berth_coordinator::api::{table, Route, Scope};
+use berth_coordinator::auth::Scopes;
+use berth_service::config::ConfigFile;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+struct Coordinator {
+    api: String,
+    svc: std::sync::Arc<berth_coordinator::services::Services>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn coordinator() -> Result<Coordinator> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("berth-routes-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let d = dir.display();
+    let toml = format!(
+        r#"
+[api]
+listen = "127.0.0.1:0"
+domain = "berth.test"
+stop_wait = "1s"
+[link]
+listen = "127.0.0.1:0"
+ca_cert = "{d}/ca.pem"
+ca_key = "{d}/ca.key"
+cert = "{d}/coordinator.pem"
+key = "{d}/coordinator.key"
+[store]
+path = "{d}/db"
+[auth]
+secret = "a-test-secret-of-at-least-32-bytes!!"
+"#
+    );
+    let path = dir.join("coordinator.toml");
+    std::fs::write(&path, toml)?;
+    let config = berth_coordinator::config::Config::load(&path)?;
+    berth_coordinator::pki::init(&config.link, false)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = berth_coordinator::start(config, async {
+        let _ = stopped.await;
+    })
+    .await?;
+    Ok(Coordinator {
+        api: format!("http://{}", running.api_addr),
+        svc: running.services.clone(),
+        _stop: stop,
+        dir,
+    })
+}
+
+impl Coordinator {
+    fn token(&self, user: &str, scopes: Option<&[(&str, &str)]>) -> Result<String> {
+        let scopes = scopes.map(|s| {
+            let mut m = Scopes::new();
+            for (res, act) in s {
+                m.entry(res.to_string()).or_default().push(act.to_string());
+            }
+            m
+        });
+        Ok(self
+            .svc
+            .auth
+            .issue(user, Duration::from_secs(600), scopes)?)
+    }
+
+    async fn call(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: &Value,
+    ) -> Result<(u16, Value)> {
+        let resp = reqwest::Client::new()
+            .request(method.parse()?, format!("{}{path}", self.api))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Everything `user` has, as the API shows it.
+    async fn state(&self, token: &str, id: &str) -> Result<Value> {
+        let mut out = Vec::new();
+        for p in [
+            "/compute/containers".to_string(),
+            "/compute/ssh-keys".to_string(),
+            format!("/compute/containers/{id}/events"),
+            format!("/compute/containers/{id}/ingress"),
+        ] {
+            out.push(self.call(token, "GET", &p, &Value::Null).await?.1);
+        }
+        Ok(Value::Array(out))
+    }
+}
+
+/// A well-formed ed25519 public key line.
+fn public_key() -> String {
+    let mut blob = Vec::new();
+    for part in [&b"ssh-ed25519"[..], &[7u8; 32][..]] {
+        blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        blob.extend_from_slice(part);
+    }
+    format!(
+        "ssh-ed25519 {} t@x",
+        base64::engine::general_purpose::STANDARD.encode(blob)
+    )
+}
+
+fn concrete(r: &Route, id: &str, key: u64) -> String {
+    r.path
+        .replace("{id}", id)
+        .replace("{port}", "8080")
+        .replace("{key_id}", &key.to_string())
+        .replace("{host_key}", "h1")
+}
+
+/// The HTTP status of a WebSocket handshake to `path`.
+async fn upgrade_status(api: &str, path: &str, token: &str) -> Result<u16> {
+    let url = format!("{}{path}?token={token}", api.replace("http://", "ws://"));
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => Ok(101),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Ok(r.status().as_u16()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_checks_scope_and_owner_before_its_handler() -> Result<()> {
+    let c = coordinator().await?;
+    let alice = c.token("alice", None)?;
+    let bob = c.token("bob", None)?;
+    let nothing = c.token("alice", Some(&[("compute.alice.nothing", "*")]))?;
+    let read_only = c.token("alice", Some(&[("compute.alice", "read")]))?;
+
+    let (s, key) = c
+        .call(
+            &alice,
+            "POST",
+            "/compute/ssh-keys",
+            &json!({"name": "k", "public_key": public_key()}),
+        )
+        .await?;
+    ensure!(s == 201, "adding a key: {s} {key}");
+    let key_id = key["id"].as_u64().context("key id")?;
+    let (s, created) = c
+        .call(
+            &alice,
+            "POST",
+            "/compute/containers",
+            &json!({"name": "web", "ssh_key_ids": [key_id]}),
+        )
+        .await?;
+    ensure!(s == 201, "creating a container: {s} {created}");
+    let id = created["id"].as_str().context("container id")?.to_string();
+    let before = c.state(&alice, &id).await?;
+
+    let mut checked = 0;
+    for r in table().iter().filter(|r| r.scope.authenticated()) {
+        let path = concrete(r, &id, key_id);
+        let m = r.method.as_str();
+        let what = format!("{m} {}", r.path);
+        let hidden = if r.scope == Scope::Admin { 404 } else { 403 };
+
+        let (s, b) = c.call(&nothing, m, &path, &json!({})).await?;
+        ensure!(s == hidden, "{what} without its scope answered {s} {b}");
+        // Every method but GET changes something, whatever scope the route declares.
+        if r.method != reqwest::Method::GET || r.scope.writes() {
+            let (s, b) = c.call(&read_only, m, &path, &json!({})).await?;
+            ensure!(
+                s == hidden,
+                "{what} with a read-only token answered {s} {b}"
+            );
+        }
+        if matches!(r.scope, Scope::Container(_)) {
+            let (s, b) = c.call(&bob, m, &path, &json!({})).await?;
+            ensure!(
+                s == 404 && b["error"] == "not_found",
+                "{what} for another user answered {s} {b}"
+            );
+        }
+        if r.websocket {
+            let s = upgrade_status(&c.api, &path, &nothing).await?;
+            ensure!(s == hidden, "{what} upgrade without its scope answered {s}");
+            if matches!(r.scope, Scope::Container(_)) {
+                let s = upgrade_status(&c.api, &path, &bob).await?;
+                ensure!(s == 404, "{what} upgrade for another user answered {s}");
+            }
+        }
+        checked += 1;
+    }
+    ensure!(checked >= 25, "only {checked} routes checked");
+    let after = c.state(&alice, &id).await?;
+    ensure!(
+        before == after,
+        "refused calls changed something:\n{before}\n{after}"
+    );
+    let bobs = c
+        .call(&bob, "GET", "/compute/containers", &Value::Null)
+        .await?
+        .1;
+    ensure!(
+        bobs["containers"] == json!([]),
+        "bob gained containers: {bobs}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_are_typed_and_every_field_is_told_at_once() -> Result<()> {
+    let c = coordinator().await?;
+    let alice = c.token("alice", None)?;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/compute/containers", c.api))
+        .bearer_auth(&alice)
+        .body("{not json")
+        .send()
+        .await?;
+    ensure!(resp.status().as_u16() == 400, "non-JSON: {}", resp.status());
+    let bad = json!({"name": 5, "memory_mb": "lots", "ssh_key_ids": "x", "mount_paths": ["rel"]});
+    let (s, b) = c.call(&alice, "POST", "/compute/containers", &bad).await?;
+    ensure!(s == 422 && b["error"] == "invalid", "{s} {b}");
+    for f in ["name", "memory_mb", "ssh_key_ids", "mount_paths"] {
+        ensure!(b["details"][f].is_array(), "no message for {f}: {b}");
+    }
+    let (s, b) = c
+        .call(&alice, "GET", "/compute/containers", &Value::Null)
+        .await?;
+    ensure!(
+        s == 200 && b["containers"] == json!([]),
+        "a refused body created something: {b}"
+    );
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Bodies that change an existing container: PATCH (rename, resize), SSH access, mounts,
+//! ingress rules and power actions.
+
+use super::{Check, Input, Validate, BOOL, STRING, STRINGS, UINT};
+use crate::validation::{self, FieldErrors};
+use serde::Deserialize;
+
+/// What a PATCH may change, for the container it changes.
+#[derive(Debug, Clone)]
+pub struct PatchLimits<'a> {
+    pub memory_mb: (u64, u64),
+    pub storage_gb: (u64, u64),
+    /// The instance type's CPU, the most a resize may give.
+    pub max_cpu_millis: u64,
+    pub instance_type: &'a str,
+    /// The volume's size now: it can grow with the data in it, not shrink.
+    pub storage_now: u64,
+}
+
+/// `PATCH /compute/containers/:id` (seeds `003`/`004`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PatchBody {
+    pub name: Input<String>,
+    pub memory_mb: Input<u64>,
+    pub cpu_millis: Input<u64>,
+    pub storage_gb: Input<u64>,
+}
+
+/// A validated PATCH: only what was given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Patch {
+    pub name: Option<String>,
+    pub memory_mb: Option<u64>,
+    pub cpu_millis: Option<u64>,
+    pub storage_gb: Option<u64>,
+}
+
+impl Validate for PatchBody {
+    type Valid = Patch;
+    type Context<'a> = PatchLimits<'a>;
+
+    fn validate(self, l: &PatchLimits<'_>) -> Result<Patch, FieldErrors> {
+        let mut c = Check::default();
+        let name = c.name(self.name, false);
+        let memory_mb = c.optional("memory_mb", self.memory_mb, UINT);
+        let cpu_millis = c.optional("cpu_millis", self.cpu_millis, UINT);
+        let storage_gb = c.optional("storage_gb", self.storage_gb, UINT);
+        let nothing =
+            name.is_none() && memory_mb.is_none() && cpu_millis.is_none() && storage_gb.is_none();
+        if nothing && c.errors.is_empty() {
+            let msg = "nothing to change: give name, memory_mb, cpu_millis or storage_gb";
+            c.errors.add("body", msg);
+        }
+        c.range("memory_mb", memory_mb, l.memory_mb);
+        c.range("storage_gb", storage_gb, l.storage_gb);
+        if storage_gb.is_some_and(|s| s < l.storage_now && s >= l.storage_gb.0) {
+            let msg = format!("can grow but not shrink (now {})", l.storage_now);
+            c.errors.add("storage_gb", msg);
+        }
+        if cpu_millis.is_some_and(|v| !(100..=l.max_cpu_millis).contains(&v)) {
+            let msg = format!(
+                "must be between 100 and {} for instance type {}",
+                l.max_cpu_millis, l.instance_type
+            );
+            c.errors.add("cpu_millis", msg);
+        }
+        c.done(Patch {
+            name,
+            memory_mb,
+            cpu_millis,
+            storage_gb,
+        })
+    }
+}
+
+/// `PUT /compute/containers/:id/ssh`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct SshBody {
+    pub ssh_enabled: Input<bool>,
+}
+
+impl Validate for SshBody {
+    type Valid = bool;
+    type Context<'a> = ();
+
+    fn validate(self, _: &()) -> Result<bool, FieldErrors> {
+        let mut c = Check::default();
+        let on = c.required("ssh_enabled", self.ssh_enabled, BOOL);
+        c.done(on.unwrap_or(false))
+    }
+}
+
+/// `PUT /compute/containers/:id/mounts`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct MountsBody {
+    pub mount_paths: Input<Vec<String>>,
+}
+
+impl Validate for MountsBody {
+    type Valid = Vec<String>;
+    type Context<'a> = ();
+
+    fn validate(self, _: &()) -> Result<Vec<String>, FieldErrors> {
+        let mut c = Check::default();
+        let paths = c.required("mount_paths", self.mount_paths, STRINGS);
+        if let Some(p) = &paths {
+            c.mount_paths(p);
+        }
+        c.done(paths.unwrap_or_default())
+    }
+}
+
+/// `POST /compute/containers/:id/ingress`: external `port` → container `target_port`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct IngressBody {
+    pub port: Input<u64>,
+    pub target_port: Input<u64>,
+}
+
+impl Validate for IngressBody {
+    /// `(port, target_port)`; the target defaults to the port.
+    type Valid = (u16, u16);
+    type Context<'a> = ();
+
+    fn validate(self, _: &()) -> Result<(u16, u16), FieldErrors> {
+        let mut c = Check::default();
+        let port = match c
+            .required("port", self.port, UINT)
+            .map(validation::check_ingress_port)
+        {
+            Some(Ok(p)) => Some(p),
+            Some(Err(m)) => {
+                c.errors.add("port", m);
+                None
+            }
+            None => None,
+        };
+        let target = c.optional("target_port", self.target_port, UINT);
+        if target.is_some_and(|t| !(1..=65535).contains(&t)) {
+            c.errors.add("target_port", "must be 1-65535");
+        }
+        let port = port.unwrap_or_default();
+        c.done((port, target.map_or(port, |t| t as u16)))
+    }
+}
+
+/// `POST /compute/containers/:id/actions` (seed `004`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ActionBody {
+    #[serde(rename = "type")]
+    pub kind: Input<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Reboot,
+    PowerOff,
+    PowerOn,
+}
+
+impl Validate for ActionBody {
+    type Valid = Action;
+    type Context<'a> = ();
+
+    fn validate(self, _: &()) -> Result<Action, FieldErrors> {
+        let mut c = Check::default();
+        let action = match c.required("type", self.kind, STRING).as_deref() {
+            Some("reboot") => Some(Action::Reboot),
+            Some("power_off") => Some(Action::PowerOff),
+            Some("power_on") => Some(Action::PowerOn),
+            Some(_) => {
+                c.errors
+                    .add("type", "must be reboot, power_off or power_on");
+                None
+            }
+            None => None,
+        };
+        c.done(action.unwrap_or(Action::Reboot))
+    }
+}

@@ -1,0 +1,127 @@
+//! `POST /compute/containers`: the create body and its rules.
+
+use super::{Check, Input, Validate, BOOL, STRING, STRINGS, STRING_MAP, UINT, UINTS};
+use crate::api::CreateContainer;
+use crate::validation::{self, FieldErrors};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Limits that bound container sizes; they come from configuration.
+#[derive(Debug, Clone)]
+pub struct SizeLimits<'a> {
+    pub instance_types: Vec<&'a str>,
+    pub default_instance_type: &'a str,
+    pub default_memory_mb: u64,
+    pub default_storage_gb: u64,
+    pub memory_mb: (u64, u64),
+    pub storage_gb: (u64, u64),
+}
+
+/// `POST /compute/containers`. Ownership of `ssh_key_ids` and the image's existence are
+/// checked by the caller, which knows the user's keys and the image list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CreateBody {
+    pub name: Input<String>,
+    pub instance_type: Input<String>,
+    pub memory_mb: Input<u64>,
+    pub storage_gb: Input<u64>,
+    pub ssh_key_ids: Input<Vec<u64>>,
+    pub ssh_enabled: Input<bool>,
+    pub mount_paths: Input<Vec<String>>,
+    pub image: Input<String>,
+    pub env: Input<BTreeMap<String, String>>,
+    pub region: Input<String>,
+    pub host_key: Input<String>,
+    pub ports: Input<serde_json::Value>,
+}
+
+impl Validate for CreateBody {
+    type Valid = CreateContainer;
+    type Context<'a> = SizeLimits<'a>;
+
+    fn validate(self, l: &SizeLimits<'_>) -> Result<CreateContainer, FieldErrors> {
+        let mut c = Check::default();
+        let name = c.name(self.name, true);
+        let instance_type = c
+            .optional("instance_type", self.instance_type, STRING)
+            .unwrap_or_else(|| l.default_instance_type.to_string());
+        if !l.instance_types.contains(&instance_type.as_str()) {
+            let msg = format!("must be one of: {}", l.instance_types.join(", "));
+            c.errors.add("instance_type", msg);
+        }
+        let memory_mb = c.optional("memory_mb", self.memory_mb, UINT);
+        let storage_gb = c.optional("storage_gb", self.storage_gb, UINT);
+        let memory_mb = memory_mb.unwrap_or(l.default_memory_mb);
+        let storage_gb = storage_gb.unwrap_or(l.default_storage_gb);
+        c.range("memory_mb", Some(memory_mb), l.memory_mb);
+        c.range("storage_gb", Some(storage_gb), l.storage_gb);
+        let ssh_key_ids = c.required("ssh_key_ids", self.ssh_key_ids, UINTS);
+        match &ssh_key_ids {
+            Some(ids) if ids.is_empty() => {
+                c.errors.add("ssh_key_ids", "must list at least one key")
+            }
+            Some(ids) if ids.len() > 10 => c.errors.add("ssh_key_ids", "at most 10 keys"),
+            _ => {}
+        }
+        let ssh_enabled = c.optional("ssh_enabled", self.ssh_enabled, BOOL);
+        let mount_paths = c
+            .optional("mount_paths", self.mount_paths, STRINGS)
+            .unwrap_or_else(|| vec!["/root".to_string()]);
+        c.mount_paths(&mount_paths);
+        let image = c.optional("image", self.image, STRING);
+        if image.as_deref().is_some_and(|i| {
+            i.is_empty() || i.len() > 255 || i.chars().any(|c| c.is_whitespace() || c.is_control())
+        }) {
+            c.errors.add(
+                "image",
+                "must be an image reference from GET /compute/images",
+            );
+        }
+        let env = c.optional("env", self.env, STRING_MAP).unwrap_or_default();
+        if let Err(m) = validation::check_env(&env) {
+            c.errors.add("env", m);
+        }
+        let ports = match c
+            .optional("ports", self.ports, "")
+            .map(|v| validation::ports(&v))
+        {
+            Some(Ok(p)) => p,
+            Some(Err(m)) => {
+                c.errors.add("ports", m);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        let region = c.optional("region", self.region, STRING);
+        if region
+            .as_ref()
+            .is_some_and(|r| r.is_empty() || r.len() > 64)
+        {
+            c.errors.add("region", "must be 1 to 64 characters");
+        }
+        let host_key = c.optional("host_key", self.host_key, STRING);
+        if host_key
+            .as_deref()
+            .is_some_and(|h| !crate::ids::is_host_key(h))
+        {
+            c.errors.add("host_key", "is not a host key");
+        }
+        let mut ssh_key_ids = ssh_key_ids.unwrap_or_default();
+        ssh_key_ids.dedup();
+        c.done(CreateContainer {
+            name: name.unwrap_or_default(),
+            instance_type,
+            memory_mb,
+            storage_gb,
+            ssh_key_ids,
+            ssh_enabled: ssh_enabled.unwrap_or(false),
+            mount_paths,
+            image,
+            env,
+            ports,
+            region,
+            host_key,
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! Request bodies as clients send them, and the one path that validates them.
+//!
+//! Each body is a `Deserialize` struct of [`Input`] fields: a field of the wrong type does not
+//! fail the whole body, it becomes `Input::Wrong`, so [`Validate`] can answer every field's
+//! messages at once (`422 {"error":"invalid","details":{field:[…]}}`). Fields a client may
+//! not set are not in the structs and are ignored. Create and PATCH share the field rules of
+//! [`Check`] (name, sizes); the API layer turns non-JSON into `400` before any of this.
+
+use crate::validation::{self, FieldErrors};
+use serde::de::{DeserializeOwned, Deserializer};
+use serde::Deserialize;
+
+/// One field as sent: absent (or `null`), of the right type, or not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Input<T> {
+    #[default]
+    Absent,
+    Given(T),
+    Wrong,
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Input<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        if v.is_null() {
+            return Ok(Input::Absent);
+        }
+        Ok(serde_json::from_value(v).map_or(Input::Wrong, Input::Given))
+    }
+}
+
+/// A parsed JSON body as `B`: it must be an object (anything else is one message on `body`).
+pub fn from_value<B: DeserializeOwned>(v: serde_json::Value) -> Result<B, FieldErrors> {
+    if !v.is_object() {
+        let mut e = FieldErrors::default();
+        e.add("body", "must be a JSON object");
+        return Err(e);
+    }
+    // Every field is an `Input`, which cannot fail: only a malformed struct could.
+    serde_json::from_value(v).map_err(|err| {
+        let mut e = FieldErrors::default();
+        e.add("body", err.to_string());
+        e
+    })
+}
+
+/// What a wrongly typed field is told.
+pub const STRING: &str = "must be a string";
+pub const UINT: &str = "must be a non-negative integer";
+pub const BOOL: &str = "must be true or false";
+pub const UINTS: &str = "must be a list of non-negative integers";
+pub const STRINGS: &str = "must be a list of strings";
+pub const STRING_MAP: &str = "must be an object of strings";
+
+/// A body turned into what the handler acts on, or every field's messages.
+pub trait Validate: Sized {
+    type Valid;
+    /// What the rules depend on (configured limits, the record being changed).
+    type Context<'a>;
+    fn validate(self, ctx: &Self::Context<'_>) -> Result<Self::Valid, FieldErrors>;
+}
+
+/// Collects field messages while a body is read.
+#[derive(Default)]
+pub struct Check {
+    pub errors: FieldErrors,
+}
+
+impl Check {
+    pub fn optional<T>(&mut self, field: &str, input: Input<T>, wrong: &str) -> Option<T> {
+        match input {
+            Input::Absent => None,
+            Input::Given(v) => Some(v),
+            Input::Wrong => {
+                self.errors.add(field, wrong);
+                None
+            }
+        }
+    }
+
+    pub fn required<T>(&mut self, field: &str, input: Input<T>, wrong: &str) -> Option<T> {
+        if matches!(input, Input::Absent) {
+            self.errors.add(field, "is required");
+        }
+        self.optional(field, input, wrong)
+    }
+
+    /// `value` within `lo..=hi`.
+    pub fn range(&mut self, field: &str, value: Option<u64>, (lo, hi): (u64, u64)) {
+        if value.is_some_and(|v| !(lo..=hi).contains(&v)) {
+            self.errors
+                .add(field, format!("must be between {lo} and {hi}"));
+        }
+    }
+
+    /// A container name (create and rename).
+    pub fn name(&mut self, input: Input<String>, required: bool) -> Option<String> {
+        let name = if required {
+            self.required("name", input, STRING)
+        } else {
+            self.optional("name", input, STRING)
+        };
+        if let Some(Err(m)) = name.as_deref().map(validation::check_name) {
+            self.errors.add("name", m);
+        }
+        name
+    }
+
+    /// A list of mount paths (create and `PUT …/mounts`).
+    pub fn mount_paths(&mut self, paths: &[String]) {
+        if let Err(msgs) = validation::check_mount_paths(paths) {
+            msgs.into_iter()
+                .for_each(|m| self.errors.add("mount_paths", m));
+        }
+    }
+
+    pub fn done<T>(self, ok: T) -> Result<T, FieldErrors> {
+        self.errors.into_result(ok)
+    }
+}
+
+mod change;
+mod create;
+mod keys;
+#[cfg(test)]
+mod tests;
+
+pub use change::{
+    Action, ActionBody, IngressBody, MountsBody, Patch, PatchBody, PatchLimits, SshBody,
+};
+pub use create::{CreateBody, SizeLimits};
+pub use keys::{EnrollBody, KeyBody};

@@ -1,0 +1,112 @@
+use super::*;
+use serde_json::json;
+
+fn limits() -> SizeLimits<'static> {
+    SizeLimits {
+        instance_types: vec!["nano", "tiny"],
+        default_instance_type: "nano",
+        default_memory_mb: 512,
+        default_storage_gb: 5,
+        memory_mb: (64, 16384),
+        storage_gb: (1, 100),
+    }
+}
+
+fn create(v: serde_json::Value) -> Result<crate::api::CreateContainer, FieldErrors> {
+    from_value::<CreateBody>(v)?.validate(&limits())
+}
+
+#[test]
+fn applies_seed_defaults() {
+    let c = create(json!({"name": "my-app", "ssh_key_ids": [1]})).expect("valid");
+    assert_eq!(c.instance_type, "nano");
+    assert_eq!((c.memory_mb, c.storage_gb), (512, 5));
+    assert_eq!(c.mount_paths, vec!["/root"]);
+    assert!(!c.ssh_enabled);
+}
+
+#[test]
+fn reports_every_bad_field() {
+    let e = create(
+        json!({"name": "", "memory_mb": "lots", "instance_type": "huge",
+        "mount_paths": ["rel", "/proc/x"], "ssh_enabled": 3, "env": {"A": 1}}),
+    )
+    .expect_err("invalid");
+    for f in [
+        "name",
+        "memory_mb",
+        "instance_type",
+        "mount_paths",
+        "ssh_key_ids",
+        "ssh_enabled",
+        "env",
+    ] {
+        assert!(e.0.contains_key(f), "missing {f}: {e:?}");
+    }
+    assert_eq!(e.0["mount_paths"].len(), 2);
+    assert_eq!(e.0["memory_mb"], [UINT]);
+}
+
+#[test]
+fn fields_a_client_may_not_set_are_ignored() {
+    let c = create(
+        json!({"name": "a", "ssh_key_ids": [1], "id": "x", "owner": "eve",
+        "status": "running", "host_key": null}),
+    )
+    .expect("valid");
+    assert_eq!(c.host_key, None);
+}
+
+#[test]
+fn non_object_body_is_invalid() {
+    let e = create(json!([1, 2])).expect_err("invalid");
+    assert!(e.0.contains_key("body"));
+}
+
+fn patch_limits() -> PatchLimits<'static> {
+    PatchLimits {
+        memory_mb: (64, 16384),
+        storage_gb: (1, 100),
+        max_cpu_millis: 1000,
+        instance_type: "tiny",
+        storage_now: 10,
+    }
+}
+
+#[test]
+fn patch_shares_the_create_rules_and_keeps_what_is_given() {
+    let p = from_value::<PatchBody>(json!({"memory_mb": 1024}))
+        .and_then(|b| b.validate(&patch_limits()))
+        .expect("valid");
+    assert_eq!((p.memory_mb, p.name), (Some(1024), None));
+    let e = from_value::<PatchBody>(json!({"name": "-x", "memory_mb": 1, "storage_gb": 5,
+        "cpu_millis": 5000}))
+    .and_then(|b| b.validate(&patch_limits()))
+    .expect_err("invalid");
+    for f in ["name", "memory_mb", "storage_gb", "cpu_millis"] {
+        assert!(e.0.contains_key(f), "missing {f}: {e:?}");
+    }
+    let e = from_value::<PatchBody>(json!({}))
+        .and_then(|b| b.validate(&patch_limits()))
+        .expect_err("nothing");
+    assert!(e.0.contains_key("body"));
+}
+
+#[test]
+fn small_bodies() {
+    let ssh = |v| from_value::<SshBody>(v).and_then(|b| b.validate(&()));
+    assert_eq!(ssh(json!({"ssh_enabled": true})), Ok(true));
+    assert!(ssh(json!({"ssh_enabled": "yes"})).is_err());
+    assert!(ssh(json!({})).is_err());
+    let ingress = |v| from_value::<IngressBody>(v).and_then(|b| b.validate(&()));
+    assert_eq!(ingress(json!({"port": 8080})), Ok((8080, 8080)));
+    assert_eq!(
+        ingress(json!({"port": 443, "target_port": 8443})),
+        Ok((443, 8443))
+    );
+    let e = ingress(json!({"port": 22, "target_port": 0})).expect_err("bad");
+    assert!(e.0.contains_key("port") && e.0.contains_key("target_port"));
+    let action = |v| from_value::<ActionBody>(v).and_then(|b| b.validate(&()));
+    assert_eq!(action(json!({"type": "power_on"})), Ok(Action::PowerOn));
+    assert!(action(json!({"type": "explode"})).is_err());
+}
