@@ -4,10 +4,10 @@
 //! out (and says so in the log) rather than reporting zero containers.
 
 use berth_service::listener::{Connection, Listener};
-use berth_shared::prom::{header, sample, Histogram};
+use berth_shared::prom::{header, sample, single, Histograms};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::LazyLock;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -23,7 +23,7 @@ pub struct Telemetry {
     /// Unix time the link certificate expires (0 until read).
     pub cert_not_after: AtomicI64,
     pub cert_renewals: AtomicU64,
-    containerd: Mutex<BTreeMap<&'static str, Arc<Histogram>>>,
+    containerd: Histograms,
 }
 
 /// One registry per process, like Prometheus clients' default registry.
@@ -44,14 +44,7 @@ pub fn containerd_call(op: &'static str) -> CallTimer {
 
 impl Drop for CallTimer {
     fn drop(&mut self) {
-        let h = METRICS
-            .containerd
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(self.op)
-            .or_default()
-            .clone();
-        h.observe(self.start.elapsed());
+        METRICS.containerd.observe(self.op, self.start.elapsed());
     }
 }
 
@@ -82,72 +75,39 @@ impl Telemetry {
             &[("result", "failed")],
             self.reconcile_failed.load(Ordering::Relaxed) as f64,
         );
-        header(
-            &mut out,
-            "berth_agent_containerd_call_duration_seconds",
-            "histogram",
-            "containerd gRPC call latency by operation.",
-        );
-        for (op, h) in self
-            .containerd
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            h.render(
-                &mut out,
-                "berth_agent_containerd_call_duration_seconds",
-                &[("op", op)],
-            );
+        let help = "containerd gRPC call latency by operation.";
+        let name = "berth_agent_containerd_call_duration_seconds";
+        self.containerd.render(&mut out, name, help, "op");
+        let load = |v: &AtomicI64| v.load(Ordering::Relaxed) as f64;
+        let singles = [
+            (
+                "berth_agent_link_connected",
+                "gauge",
+                "1 while the QUIC link to the coordinator is up.",
+                f64::from(u8::from(self.link_connected.load(Ordering::Relaxed))),
+            ),
+            (
+                "berth_agent_certificate_expiry_seconds",
+                "gauge",
+                "Unix time at which the agent's link certificate expires.",
+                load(&self.cert_not_after),
+            ),
+            (
+                "berth_agent_certificate_renewals_total",
+                "counter",
+                "Link certificates renewed over the link since start.",
+                self.cert_renewals.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "berth_agent_ssh_sessions",
+                "gauge",
+                "Open SSH sessions into containers.",
+                load(&self.ssh_sessions),
+            ),
+        ];
+        for (name, kind, help, value) in singles {
+            single(&mut out, name, kind, help, value);
         }
-        header(
-            &mut out,
-            "berth_agent_link_connected",
-            "gauge",
-            "1 while the QUIC link to the coordinator is up.",
-        );
-        sample(
-            &mut out,
-            "berth_agent_link_connected",
-            &[],
-            u8::from(self.link_connected.load(Ordering::Relaxed)).into(),
-        );
-        header(
-            &mut out,
-            "berth_agent_certificate_expiry_seconds",
-            "gauge",
-            "Unix time at which the agent's link certificate expires.",
-        );
-        sample(
-            &mut out,
-            "berth_agent_certificate_expiry_seconds",
-            &[],
-            self.cert_not_after.load(Ordering::Relaxed) as f64,
-        );
-        header(
-            &mut out,
-            "berth_agent_certificate_renewals_total",
-            "counter",
-            "Link certificates renewed over the link since start.",
-        );
-        sample(
-            &mut out,
-            "berth_agent_certificate_renewals_total",
-            &[],
-            self.cert_renewals.load(Ordering::Relaxed) as f64,
-        );
-        header(
-            &mut out,
-            "berth_agent_ssh_sessions",
-            "gauge",
-            "Open SSH sessions into containers.",
-        );
-        sample(
-            &mut out,
-            "berth_agent_ssh_sessions",
-            &[],
-            self.ssh_sessions.load(Ordering::Relaxed) as f64,
-        );
         out
     }
 }

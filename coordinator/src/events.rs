@@ -2,7 +2,7 @@
 //! waiting for the host's report, and the `/compute/ws` status stream).
 
 use crate::store::ContainerRecord;
-use berth_shared::api::ContainerStatus;
+use std::sync::Arc;
 use tokio::sync::broadcast;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,26 +27,18 @@ impl EventKind {
     }
 }
 
-/// A change to one container.
+/// A change to one container: what happened, and the record as it is after it.
 #[derive(Debug, Clone)]
 pub struct ContainerEvent {
-    pub owner: String,
-    pub id: String,
     pub kind: EventKind,
-    pub status: Option<ContainerStatus>,
-    pub generation: u64,
-    pub external_ip: Option<String>,
+    pub record: Arc<ContainerRecord>,
 }
 
 impl ContainerEvent {
     pub fn of(rec: &ContainerRecord, kind: EventKind) -> ContainerEvent {
         ContainerEvent {
-            owner: rec.owner.clone(),
-            id: rec.id.clone(),
             kind,
-            status: Some(rec.status),
-            generation: rec.generation,
-            external_ip: rec.external_ip.clone(),
+            record: Arc::new(rec.clone()),
         }
     }
 }

@@ -4,9 +4,10 @@
 //! Layers, top down (a module imports only from below it): `api` (the route table, the
 //! dispatcher, the one error→status mapping) → `services` (the handle the API holds) →
 //! `agents` (the hub's events handed to the domain) → `keys` → `containers` (the containers
-//! service) → `fleet` (hosts, liveness, placement) → `inside` → `hub` (QUIC transport only),
-//! `store` (the interface and its sled backend), `placement` (pure), `events`, `telemetry`
-//! (given counters), `auth`, `pki`, `enroll`, `registry`, `config`, `error`.
+//! service) → `fleet` (hosts, liveness, placement) → `inside` → `enroll` → `hub` (QUIC
+//! transport only) → `placement` (pure), `events`, `telemetry` (given counters), `auth`,
+//! `pki`, `registry`, `config` → `error` → `store` (the interface and its sled backend).
+//! `http` serves the API and metrics filters on capped listeners.
 //!
 //! Must not touch: containerd, host paths or anything on a fleet host — agents own their hosts;
 //! the coordinator only sends them desired specs.

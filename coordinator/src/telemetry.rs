@@ -3,7 +3,7 @@
 //! is handed at each scrape (connected agents, containers by status). Served on
 //! `[metrics] listen`.
 
-use berth_shared::prom::{header, sample, Histogram};
+use berth_shared::prom::{header, sample, single, Histograms};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct Telemetry {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
+    latency: Histograms,
 }
 
 /// What the fleet and the store say now, read by the caller at each scrape.
@@ -33,14 +33,7 @@ impl Telemetry {
             .unwrap_or_else(|p| p.into_inner())
             .entry((method.to_string(), route.clone(), status))
             .or_default() += 1;
-        let h = self
-            .latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(route)
-            .or_default()
-            .clone();
-        h.observe(took);
+        self.latency.observe(&route, took);
     }
 
     pub fn render(&self, gauges: &Gauges) -> String {
@@ -65,48 +58,24 @@ impl Telemetry {
                 *n as f64,
             );
         }
-        header(
+        let help = "API request latency by route.";
+        self.latency.render(
             &mut out,
             "berth_api_request_duration_seconds",
-            "histogram",
-            "API request latency by route.",
+            help,
+            "route",
         );
-        for (r, h) in self
-            .latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            h.render(
-                &mut out,
-                "berth_api_request_duration_seconds",
-                &[("route", r)],
-            );
-        }
-        header(
+        let (connected, known) = (gauges.agents_connected, gauges.agents_known);
+        let help = "Agents with a live QUIC connection.";
+        single(
             &mut out,
             "berth_agents_connected",
             "gauge",
-            "Agents with a live QUIC connection.",
+            help,
+            connected as f64,
         );
-        sample(
-            &mut out,
-            "berth_agents_connected",
-            &[],
-            gauges.agents_connected as f64,
-        );
-        header(
-            &mut out,
-            "berth_agents_known",
-            "gauge",
-            "Agents seen since start.",
-        );
-        sample(
-            &mut out,
-            "berth_agents_known",
-            &[],
-            gauges.agents_known as f64,
-        );
+        let help = "Agents seen since start.";
+        single(&mut out, "berth_agents_known", "gauge", help, known as f64);
         if let Some(by_status) = &gauges.containers_by_status {
             header(
                 &mut out,

@@ -36,6 +36,12 @@ pub fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64)
     let _ = writeln!(out, "{name}{} {value}", label_set(labels));
 }
 
+/// A metric of one unlabelled sample: its `# HELP`/`# TYPE` lines and its value.
+pub fn single(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
+    header(out, name, kind, help);
+    sample(out, name, &[], value);
+}
+
 #[derive(Debug)]
 pub struct Histogram {
     buckets: Vec<AtomicU64>,
@@ -88,6 +94,33 @@ impl Histogram {
         let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         sample(out, &format!("{name}_sum"), labels, sum);
         sample(out, &format!("{name}_count"), labels, count);
+    }
+}
+
+/// Latency histograms of one metric, one per value of one label (route, operation).
+#[derive(Debug, Default)]
+pub struct Histograms(
+    std::sync::Mutex<std::collections::BTreeMap<String, std::sync::Arc<Histogram>>>,
+);
+
+impl Histograms {
+    pub fn observe(&self, label: &str, d: std::time::Duration) {
+        let h = {
+            let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            match m.get(label) {
+                Some(h) => h.clone(),
+                None => m.entry(label.to_string()).or_default().clone(),
+            }
+        };
+        h.observe(d);
+    }
+
+    /// The header and every histogram, labelled `label_name`.
+    pub fn render(&self, out: &mut String, name: &str, help: &str, label_name: &str) {
+        header(out, name, "histogram", help);
+        for (v, h) in self.0.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            h.render(out, name, &[(label_name, v)]);
+        }
     }
 }
 

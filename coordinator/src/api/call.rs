@@ -3,7 +3,6 @@
 //! the WebSocket upgrade if there is one, and the body (read on demand, size-capped).
 
 use super::error::ApiError;
-use super::route::Params;
 use crate::auth::User;
 use crate::error::Error;
 use crate::services::Services;
@@ -22,6 +21,8 @@ use warp::Reply as _;
 pub const MAX_BODY: usize = 64 * 1024;
 
 pub type Reply = warp::reply::Response;
+/// A matched path's parameters, by their names in the pattern.
+pub type Params = Vec<(&'static str, String)>;
 pub type BodyStream = BoxStream<'static, Result<Bytes, warp::Error>>;
 
 pub struct Call {

@@ -3,9 +3,9 @@
 //! caller's own container for per-container routes (404 for anyone else's, WebSockets
 //! included), then run the handler; every answer is recorded for Prometheus by its route.
 
-use super::call::{BodyStream, Call, Reply};
+use super::call::{BodyStream, Call, Params, Reply};
 use super::error::{self, ApiError};
-use super::route::{Params, Route, Scope};
+use super::route::{Route, Scope};
 use crate::auth::User;
 use crate::error::Error;
 use crate::services::Services;

@@ -41,9 +41,9 @@ fn event_message(ev: &ContainerEvent) -> Message {
         json!({
             "type": ev.kind.as_str(),
             "data": {
-                "container_id": ev.id,
-                "status": ev.status.map(|s| s.as_str()),
-                "external_ip": ev.external_ip,
+                "container_id": ev.record.id,
+                "status": ev.record.status.as_str(),
+                "external_ip": ev.record.external_ip,
             }
         })
         .to_string(),
@@ -63,7 +63,7 @@ async fn stream(socket: WebSocket, user: String, svc: Arc<Services>) {
         tokio::select! {
             ev = events.recv() => {
                 let msg = match ev {
-                    Ok(ev) if ev.owner == user => event_message(&ev),
+                    Ok(ev) if ev.record.owner == user => event_message(&ev),
                     Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => match full_list(&svc, &user).await {
                         Some(m) => m,

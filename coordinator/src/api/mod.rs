@@ -29,173 +29,42 @@ use warp::Filter;
 pub fn table() -> Vec<Route> {
     use Action::{Create, Delete, Read, Update};
     use Scope::{Admin, Container, Containers, Enroll, Keys, Public, User};
-    let (get, post, put, patch, delete) = (
-        Method::GET,
-        Method::POST,
-        Method::PUT,
-        Method::PATCH,
-        Method::DELETE,
-    );
+    const GET: Method = Method::GET;
+    const POST: Method = Method::POST;
+    const PUT: Method = Method::PUT;
     const ONE: &str = "/compute/containers/{id}";
     vec![
-        Route::new(get.clone(), "/healthz", Public, plain(account::health)),
-        Route::new(
-            get.clone(),
-            "/compute/openapi.json",
-            Public,
-            plain(account::openapi),
-        ),
-        Route::new(
-            get.clone(),
-            "/compute/containers",
-            Containers(Read),
-            plain(containers::list),
-        ),
-        Route::new(
-            post.clone(),
-            "/compute/containers",
-            Containers(Create),
-            body(containers::create),
-        ),
-        Route::new(get.clone(), ONE, Container(Read), plain(containers::get)),
-        Route::new(patch, ONE, Container(Update), body(containers::patch)),
-        Route::new(
-            delete.clone(),
-            ONE,
-            Container(Delete),
-            plain(containers::delete),
-        ),
-        Route::new(
-            post.clone(),
-            "/compute/containers/{id}/start",
-            Container(Update),
-            plain(containers::start),
-        ),
-        Route::new(
-            post.clone(),
-            "/compute/containers/{id}/stop",
-            Container(Update),
-            plain(containers::stop),
-        ),
-        Route::new(
-            post.clone(),
-            "/compute/containers/{id}/actions",
-            Container(Update),
-            body(containers::action),
-        ),
-        Route::new(
-            get.clone(),
-            "/compute/containers/{id}/events",
-            Container(Read),
-            plain(containers::events),
-        ),
-        Route::new(
-            get.clone(),
-            "/compute/containers/{id}/ssh",
-            Container(Read),
-            plain(settings::ssh),
-        ),
-        Route::new(
-            put.clone(),
-            "/compute/containers/{id}/ssh",
-            Container(Update),
-            body(settings::set_ssh),
-        ),
-        Route::new(
-            get.clone(),
-            "/compute/containers/{id}/mounts",
-            Container(Read),
-            plain(settings::mounts),
-        ),
-        Route::new(
-            put,
-            "/compute/containers/{id}/mounts",
-            Container(Update),
-            body(settings::set_mounts),
-        ),
-        Route::new(
-            get.clone(),
-            "/compute/containers/{id}/ingress",
-            Container(Read),
-            plain(settings::ingress),
-        ),
-        Route::new(
-            post.clone(),
-            "/compute/containers/{id}/ingress",
-            Container(Update),
-            body(settings::add_ingress),
-        ),
-        Route::new(
-            delete.clone(),
-            "/compute/containers/{id}/ingress/{port}",
-            Container(Update),
-            plain(settings::delete_ingress),
-        ),
-        Route::new(
-            get.clone(),
-            "/compute/containers/{id}/logs",
-            Container(Read),
-            plain(inside::logs),
-        )
-        .websocket(),
-        Route::new(
-            get.clone(),
-            "/compute/containers/{id}/terminal",
-            Container(Update),
-            plain(inside::terminal),
-        )
-        .websocket(),
-        Route::new(
-            get.clone(),
-            "/compute/containers/{id}/metrics",
-            Container(Read),
-            plain(inside::metrics),
-        ),
-        Route::new(get.clone(), "/compute/ws", User(Read), plain(live::status)).websocket(),
-        Route::new(
-            get.clone(),
-            "/compute/images",
-            Containers(Read),
-            plain(account::images),
-        ),
-        Route::new(
-            get.clone(),
-            "/compute/quota",
-            Containers(Read),
-            plain(account::quota),
-        ),
-        Route::new(
-            get.clone(),
-            "/compute/ssh-keys",
-            Keys(Read),
-            plain(keys::list),
-        ),
-        Route::new(
-            post.clone(),
-            "/compute/ssh-keys",
-            Keys(Create),
-            body(keys::create),
-        ),
-        Route::new(
-            delete,
-            "/compute/ssh-keys/{key_id}",
-            Keys(Delete),
-            plain(keys::delete),
-        ),
-        Route::new(get, "/compute/hosts", Admin, plain(hosts::list)),
-        Route::new(
-            post.clone(),
-            "/compute/hosts/{host_key}/cordon",
-            Admin,
-            plain(hosts::cordon),
-        ),
-        Route::new(
-            post.clone(),
-            "/compute/hosts/{host_key}/uncordon",
-            Admin,
-            plain(hosts::uncordon),
-        ),
-        Route::new(post, "/compute/hosts/enroll", Enroll, body(hosts::enroll)),
+        Route::new(GET, "/healthz", Public, plain(account::health)),
+        Route::new(GET, "/compute/openapi.json", Public, plain(account::openapi)),
+        Route::new(GET, "/compute/containers", Containers(Read), plain(containers::list)),
+        Route::new(POST, "/compute/containers", Containers(Create), body(containers::create)),
+        Route::new(GET, ONE, Container(Read), plain(containers::get)),
+        Route::new(Method::PATCH, ONE, Container(Update), body(containers::patch)),
+        Route::new(Method::DELETE, ONE, Container(Delete), plain(containers::delete)),
+        Route::new(POST, "/compute/containers/{id}/start", Container(Update), plain(containers::start)),
+        Route::new(POST, "/compute/containers/{id}/stop", Container(Update), plain(containers::stop)),
+        Route::new(POST, "/compute/containers/{id}/actions", Container(Update), body(containers::action)),
+        Route::new(GET, "/compute/containers/{id}/events", Container(Read), plain(containers::events)),
+        Route::new(GET, "/compute/containers/{id}/ssh", Container(Read), plain(settings::ssh)),
+        Route::new(PUT, "/compute/containers/{id}/ssh", Container(Update), body(settings::set_ssh)),
+        Route::new(GET, "/compute/containers/{id}/mounts", Container(Read), plain(settings::mounts)),
+        Route::new(PUT, "/compute/containers/{id}/mounts", Container(Update), body(settings::set_mounts)),
+        Route::new(GET, "/compute/containers/{id}/ingress", Container(Read), plain(settings::ingress)),
+        Route::new(POST, "/compute/containers/{id}/ingress", Container(Update), body(settings::add_ingress)),
+        Route::new(Method::DELETE, "/compute/containers/{id}/ingress/{port}", Container(Update), plain(settings::delete_ingress)),
+        Route::new(GET, "/compute/containers/{id}/logs", Container(Read), plain(inside::logs)).websocket(),
+        Route::new(GET, "/compute/containers/{id}/terminal", Container(Update), plain(inside::terminal)).websocket(),
+        Route::new(GET, "/compute/containers/{id}/metrics", Container(Read), plain(inside::metrics)),
+        Route::new(GET, "/compute/ws", User(Read), plain(live::status)).websocket(),
+        Route::new(GET, "/compute/images", Containers(Read), plain(account::images)),
+        Route::new(GET, "/compute/quota", Containers(Read), plain(account::quota)),
+        Route::new(GET, "/compute/ssh-keys", Keys(Read), plain(keys::list)),
+        Route::new(POST, "/compute/ssh-keys", Keys(Create), body(keys::create)),
+        Route::new(Method::DELETE, "/compute/ssh-keys/{key_id}", Keys(Delete), plain(keys::delete)),
+        Route::new(GET, "/compute/hosts", Admin, plain(hosts::list)),
+        Route::new(POST, "/compute/hosts/{host_key}/cordon", Admin, plain(hosts::cordon)),
+        Route::new(POST, "/compute/hosts/{host_key}/uncordon", Admin, plain(hosts::uncordon)),
+        Route::new(POST, "/compute/hosts/enroll", Enroll, body(hosts::enroll)),
     ]
 }
 

@@ -3,7 +3,7 @@
 //! `dispatch` enforces the scope (and ownership for per-container routes) before any
 //! handler runs.
 
-use super::call::{Call, Reply};
+use super::call::{Call, Params, Reply};
 use super::error::ApiError;
 use berth_shared::requests::from_value;
 use futures_util::future::BoxFuture;
@@ -79,9 +79,6 @@ impl Scope {
         }
     }
 }
-
-/// A matched path's parameters, by their names in the pattern.
-pub type Params = Vec<(&'static str, String)>;
 
 pub type Handler = Arc<dyn Fn(Call) -> BoxFuture<'static, Result<Reply, ApiError>> + Send + Sync>;
 

@@ -96,7 +96,7 @@ impl Containers {
             let wait = async {
                 loop {
                     match events.recv().await {
-                        Ok(ev) if ev.id != rec.id => continue,
+                        Ok(ev) if ev.record.id != rec.id => continue,
                         Ok(_) | Err(RecvError::Lagged(_)) => {
                             let now = self.store.container(&rec.id).await;
                             if now.ok().flatten().is_none_or(|r| done(&r)) {

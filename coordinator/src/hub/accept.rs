@@ -3,7 +3,7 @@
 //! turned into [`AgentEvent`]s.
 
 use super::{AgentEvent, Hub, HubError};
-use berth_service::quic::{self, QuicError};
+use berth_service::quic;
 use berth_service::tls::TlsFiles;
 use berth_shared::protocol::{
     read_frame, write_frame, AgentMessage, CoordinatorMessage, PROTOCOL_VERSION,
@@ -21,11 +21,11 @@ pub fn bind(cfg: &crate::config::LinkConfig) -> Result<quinn::Endpoint, HubError
         cert: &cfg.cert,
         key: &cfg.key,
     };
-    quic::server_endpoint(cfg.listen, &files, cfg.heartbeat_grace).map_err(|e| match e {
-        QuicError::Tls(e) => HubError::Tls(e),
-        QuicError::Crypto(e) => HubError::QuicTls(e.to_string()),
-        QuicError::Bind { addr, source } => HubError::Bind { addr, source },
-    })
+    Ok(quic::server_endpoint(
+        cfg.listen,
+        &files,
+        cfg.heartbeat_grace,
+    )?)
 }
 
 /// Accepts agents until the endpoint closes.

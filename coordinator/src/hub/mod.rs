@@ -11,7 +11,6 @@ use berth_shared::protocol::{
     HostInfo, Request, Response,
 };
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -19,15 +18,8 @@ use tokio::time::timeout;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
-    #[error("TLS material: {0}")]
-    Tls(#[from] berth_service::tls::TlsError),
-    #[error("QUIC endpoint on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("QUIC TLS config: {0}")]
-    QuicTls(String),
+    #[error(transparent)]
+    Endpoint(#[from] berth_service::quic::QuicError),
     #[error("host {0} is not connected")]
     NotConnected(String),
     #[error("connection: {0}")]

@@ -1,9 +1,8 @@
 //! Bodies that change an existing container: PATCH (rename, resize), SSH access, mounts,
 //! ingress rules and power actions.
 
-use super::{Check, Input, Validate, BOOL, STRING, STRINGS, UINT};
-use crate::validation::{self, FieldErrors};
-use serde::Deserialize;
+use super::{Check, Validate, BOOL, STRING, STRINGS, UINT};
+use crate::validation;
 
 /// What a PATCH may change, for the container it changes.
 #[derive(Debug, Clone)]
@@ -17,14 +16,14 @@ pub struct PatchLimits<'a> {
     pub storage_now: u64,
 }
 
-/// `PATCH /compute/containers/:id` (seeds `003`/`004`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct PatchBody {
-    pub name: Input<String>,
-    pub memory_mb: Input<u64>,
-    pub cpu_millis: Input<u64>,
-    pub storage_gb: Input<u64>,
+body! {
+    /// `PATCH /compute/containers/:id` (seeds `003`/`004`).
+    PatchBody {
+        name: String,
+        memory_mb: u64,
+        cpu_millis: u64,
+        storage_gb: u64,
+    }
 }
 
 /// A validated PATCH: only what was given.
@@ -40,8 +39,7 @@ impl Validate for PatchBody {
     type Valid = Patch;
     type Context<'a> = PatchLimits<'a>;
 
-    fn validate(self, l: &PatchLimits<'_>) -> Result<Patch, FieldErrors> {
-        let mut c = Check::default();
+    fn check(self, l: &PatchLimits<'_>, c: &mut Check) -> Option<Patch> {
         let name = c.name(self.name, false);
         let memory_mb = c.optional("memory_mb", self.memory_mb, UINT);
         let cpu_millis = c.optional("cpu_millis", self.cpu_millis, UINT);
@@ -65,7 +63,7 @@ impl Validate for PatchBody {
             );
             c.errors.add("cpu_millis", msg);
         }
-        c.done(Patch {
+        Some(Patch {
             name,
             memory_mb,
             cpu_millis,
@@ -74,51 +72,49 @@ impl Validate for PatchBody {
     }
 }
 
-/// `PUT /compute/containers/:id/ssh`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct SshBody {
-    pub ssh_enabled: Input<bool>,
+body! {
+    /// `PUT /compute/containers/:id/ssh`.
+    SshBody {
+        ssh_enabled: bool,
+    }
 }
 
 impl Validate for SshBody {
     type Valid = bool;
     type Context<'a> = ();
 
-    fn validate(self, _: &()) -> Result<bool, FieldErrors> {
-        let mut c = Check::default();
+    fn check(self, _: &(), c: &mut Check) -> Option<bool> {
         let on = c.required("ssh_enabled", self.ssh_enabled, BOOL);
-        c.done(on.unwrap_or(false))
+        Some(on.unwrap_or(false))
     }
 }
 
-/// `PUT /compute/containers/:id/mounts`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct MountsBody {
-    pub mount_paths: Input<Vec<String>>,
+body! {
+    /// `PUT /compute/containers/:id/mounts`.
+    MountsBody {
+        mount_paths: Vec<String>,
+    }
 }
 
 impl Validate for MountsBody {
     type Valid = Vec<String>;
     type Context<'a> = ();
 
-    fn validate(self, _: &()) -> Result<Vec<String>, FieldErrors> {
-        let mut c = Check::default();
+    fn check(self, _: &(), c: &mut Check) -> Option<Vec<String>> {
         let paths = c.required("mount_paths", self.mount_paths, STRINGS);
         if let Some(p) = &paths {
             c.mount_paths(p);
         }
-        c.done(paths.unwrap_or_default())
+        Some(paths.unwrap_or_default())
     }
 }
 
-/// `POST /compute/containers/:id/ingress`: external `port` → container `target_port`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct IngressBody {
-    pub port: Input<u64>,
-    pub target_port: Input<u64>,
+body! {
+    /// `POST /compute/containers/:id/ingress`: external `port` → container `target_port`.
+    IngressBody {
+        port: u64,
+        target_port: u64,
+    }
 }
 
 impl Validate for IngressBody {
@@ -126,8 +122,7 @@ impl Validate for IngressBody {
     type Valid = (u16, u16);
     type Context<'a> = ();
 
-    fn validate(self, _: &()) -> Result<(u16, u16), FieldErrors> {
-        let mut c = Check::default();
+    fn check(self, _: &(), c: &mut Check) -> Option<(u16, u16)> {
         let port = match c
             .required("port", self.port, UINT)
             .map(validation::check_ingress_port)
@@ -144,16 +139,16 @@ impl Validate for IngressBody {
             c.errors.add("target_port", "must be 1-65535");
         }
         let port = port.unwrap_or_default();
-        c.done((port, target.map_or(port, |t| t as u16)))
+        Some((port, target.map_or(port, |t| t as u16)))
     }
 }
 
-/// `POST /compute/containers/:id/actions` (seed `004`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ActionBody {
-    #[serde(rename = "type")]
-    pub kind: Input<String>,
+body! {
+    /// `POST /compute/containers/:id/actions` (seed `004`).
+    ActionBody {
+        #[serde(rename = "type")]
+        kind: String,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,8 +162,7 @@ impl Validate for ActionBody {
     type Valid = Action;
     type Context<'a> = ();
 
-    fn validate(self, _: &()) -> Result<Action, FieldErrors> {
-        let mut c = Check::default();
+    fn check(self, _: &(), c: &mut Check) -> Option<Action> {
         let action = match c.required("type", self.kind, STRING).as_deref() {
             Some("reboot") => Some(Action::Reboot),
             Some("power_off") => Some(Action::PowerOff),
@@ -180,6 +174,6 @@ impl Validate for ActionBody {
             }
             None => None,
         };
-        c.done(action.unwrap_or(Action::Reboot))
+        Some(action.unwrap_or(Action::Reboot))
     }
 }

@@ -1,9 +1,8 @@
 //! `POST /compute/containers`: the create body and its rules.
 
-use super::{Check, Input, Validate, BOOL, STRING, STRINGS, STRING_MAP, UINT, UINTS};
+use super::{Check, Validate, BOOL, STRING, STRINGS, STRING_MAP, UINT, UINTS};
 use crate::api::CreateContainer;
-use crate::validation::{self, FieldErrors};
-use serde::Deserialize;
+use crate::validation;
 use std::collections::BTreeMap;
 
 /// Limits that bound container sizes; they come from configuration.
@@ -17,31 +16,30 @@ pub struct SizeLimits<'a> {
     pub storage_gb: (u64, u64),
 }
 
-/// `POST /compute/containers`. Ownership of `ssh_key_ids` and the image's existence are
-/// checked by the caller, which knows the user's keys and the image list.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct CreateBody {
-    pub name: Input<String>,
-    pub instance_type: Input<String>,
-    pub memory_mb: Input<u64>,
-    pub storage_gb: Input<u64>,
-    pub ssh_key_ids: Input<Vec<u64>>,
-    pub ssh_enabled: Input<bool>,
-    pub mount_paths: Input<Vec<String>>,
-    pub image: Input<String>,
-    pub env: Input<BTreeMap<String, String>>,
-    pub region: Input<String>,
-    pub host_key: Input<String>,
-    pub ports: Input<serde_json::Value>,
+body! {
+    /// `POST /compute/containers`. Ownership of `ssh_key_ids` and the image's existence are
+    /// checked by the caller, which knows the user's keys and the image list.
+    CreateBody {
+        name: String,
+        instance_type: String,
+        memory_mb: u64,
+        storage_gb: u64,
+        ssh_key_ids: Vec<u64>,
+        ssh_enabled: bool,
+        mount_paths: Vec<String>,
+        image: String,
+        env: BTreeMap<String, String>,
+        region: String,
+        host_key: String,
+        ports: serde_json::Value,
+    }
 }
 
 impl Validate for CreateBody {
     type Valid = CreateContainer;
     type Context<'a> = SizeLimits<'a>;
 
-    fn validate(self, l: &SizeLimits<'_>) -> Result<CreateContainer, FieldErrors> {
-        let mut c = Check::default();
+    fn check(self, l: &SizeLimits<'_>, c: &mut Check) -> Option<CreateContainer> {
         let name = c.name(self.name, true);
         let instance_type = c
             .optional("instance_type", self.instance_type, STRING)
@@ -109,7 +107,7 @@ impl Validate for CreateBody {
         }
         let mut ssh_key_ids = ssh_key_ids.unwrap_or_default();
         ssh_key_ids.dedup();
-        c.done(CreateContainer {
+        Some(CreateContainer {
             name: name.unwrap_or_default(),
             instance_type,
             memory_mb,

@@ -1,16 +1,14 @@
 //! Bodies of the key routes: a user's SSH public key, and an agent's enrollment.
 
-use super::{Check, Input, Validate, STRING};
+use super::{Check, Validate, STRING};
 use crate::sshkey::PublicKey;
-use crate::validation::FieldErrors;
-use serde::Deserialize;
 
-/// `POST /compute/ssh-keys`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct KeyBody {
-    pub name: Input<String>,
-    pub public_key: Input<String>,
+body! {
+    /// `POST /compute/ssh-keys`.
+    KeyBody {
+        name: String,
+        public_key: String,
+    }
 }
 
 impl Validate for KeyBody {
@@ -18,8 +16,7 @@ impl Validate for KeyBody {
     type Valid = (String, PublicKey);
     type Context<'a> = ();
 
-    fn validate(self, _: &()) -> Result<(String, PublicKey), FieldErrors> {
-        let mut c = Check::default();
+    fn check(self, _: &(), c: &mut Check) -> Option<(String, PublicKey)> {
         let name = c.required("name", self.name, STRING);
         if name
             .as_deref()
@@ -38,19 +35,16 @@ impl Validate for KeyBody {
             }
             None => None,
         };
-        match (name, key) {
-            (Some(n), Some(k)) if c.errors.is_empty() => Ok((n.trim().to_string(), k)),
-            _ => Err(c.errors),
-        }
+        Some((name?.trim().to_string(), key?))
     }
 }
 
-/// `POST /compute/hosts/enroll`: a one-time join token and the agent's own public key.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct EnrollBody {
-    pub token: Input<String>,
-    pub public_key: Input<String>,
+body! {
+    /// `POST /compute/hosts/enroll`: a one-time join token and the agent's own public key.
+    EnrollBody {
+        token: String,
+        public_key: String,
+    }
 }
 
 impl Validate for EnrollBody {
@@ -58,10 +52,9 @@ impl Validate for EnrollBody {
     type Valid = (String, String);
     type Context<'a> = ();
 
-    fn validate(self, _: &()) -> Result<(String, String), FieldErrors> {
-        let mut c = Check::default();
+    fn check(self, _: &(), c: &mut Check) -> Option<(String, String)> {
         let token = c.required("token", self.token, STRING);
         let key = c.required("public_key", self.public_key, STRING);
-        c.done((token.unwrap_or_default(), key.unwrap_or_default()))
+        Some((token.unwrap_or_default(), key.unwrap_or_default()))
     }
 }

@@ -57,7 +57,34 @@ pub trait Validate: Sized {
     type Valid;
     /// What the rules depend on (configured limits, the record being changed).
     type Context<'a>;
-    fn validate(self, ctx: &Self::Context<'_>) -> Result<Self::Valid, FieldErrors>;
+
+    /// Reads the body, adding every problem to `c`; `None` where a part could not be read.
+    fn check(self, ctx: &Self::Context<'_>, c: &mut Check) -> Option<Self::Valid>;
+
+    fn validate(self, ctx: &Self::Context<'_>) -> Result<Self::Valid, FieldErrors> {
+        let mut c = Check::default();
+        match self.check(ctx, &mut c) {
+            Some(v) if c.errors.is_empty() => Ok(v),
+            _ => {
+                if c.errors.is_empty() {
+                    c.errors.add("body", "is not valid");
+                }
+                Err(c.errors)
+            }
+        }
+    }
+}
+
+/// A request body: a struct of [`Input`] fields that ignores fields it does not name.
+macro_rules! body {
+    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Default, serde::Deserialize)]
+        #[serde(default)]
+        pub struct $name {
+            $($(#[$fm])* pub $field: $crate::requests::Input<$ty>,)*
+        }
+    };
 }
 
 /// Collects field messages while a body is read.
@@ -112,10 +139,6 @@ impl Check {
             msgs.into_iter()
                 .for_each(|m| self.errors.add("mount_paths", m));
         }
-    }
-
-    pub fn done<T>(self, ok: T) -> Result<T, FieldErrors> {
-        self.errors.into_result(ok)
     }
 }
 
