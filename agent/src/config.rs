@@ -3,6 +3,7 @@
 
 use berth_service::config::ConfigFile;
 use berth_shared::catalog::Arch;
+use berth_shared::protocol::Runtime;
 use berth_shared::time::serde_duration;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -46,6 +47,49 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub images: ImagesConfig,
+    #[serde(default)]
+    pub runtimes: RuntimesConfig,
+}
+
+/// OCI runtimes beside runc that containers may ask for (`"runtime"` on create); a host
+/// offers in its heartbeat only those set here.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimesConfig {
+    /// gVisor's `runsc` (Debian package `runsc`: `/usr/bin/runsc`), run by containerd's runc
+    /// shim in place of runc for `"runtime": "gvisor"` containers.
+    pub gvisor: Option<PathBuf>,
+}
+
+impl RuntimesConfig {
+    /// What this host offers: runc always, and gVisor when configured.
+    pub fn offered(&self) -> Vec<Runtime> {
+        let mut r = vec![Runtime::Runc];
+        if self.gvisor.is_some() {
+            r.push(Runtime::Gvisor);
+        }
+        r
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(p) = &self.gvisor else {
+            return Ok(());
+        };
+        let hint = "(Debian package `runsc` installs /usr/bin/runsc)";
+        if !p.is_absolute() {
+            return Err(format!("[runtimes] gvisor {p:?} must be an absolute path {hint}"));
+        }
+        let meta = std::fs::metadata(p)
+            .map_err(|e| format!("[runtimes] gvisor {}: {e} {hint}", p.display()))?;
+        if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+            return Err(format!(
+                "[runtimes] gvisor {} is not an executable file {hint}",
+                p.display()
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Prometheus `/metrics`, on its own address (off when `listen` is not set).
@@ -133,6 +177,12 @@ pub struct SshConfig {
     pub public_address: Option<String>,
     /// The port users reach the SSH server at, if a NAT changes it. Defaults to the listen port.
     pub public_port: Option<u16>,
+    /// A client must send its SSH banner within this long of connecting.
+    #[serde(with = "serde_duration")]
+    pub banner_timeout: Duration,
+    /// …and log in within this long (sshd's `LoginGraceTime`).
+    #[serde(with = "serde_duration")]
+    pub login_grace: Duration,
 }
 
 impl Default for SshConfig {
@@ -142,6 +192,8 @@ impl Default for SshConfig {
             listen: ([0, 0, 0, 0], 2222).into(),
             public_address: None,
             public_port: None,
+            banner_timeout: Duration::from_secs(10),
+            login_grace: Duration::from_secs(60),
         }
     }
 }
@@ -246,12 +298,51 @@ impl ConfigFile for Config {
         if self.containerd.namespace.is_empty() {
             return Err("[containerd] namespace must not be empty".into());
         }
-        Ok(())
+        self.runtimes.validate()
     }
 }
 
 impl Config {
     pub fn arch(&self) -> Arch {
         self.arch.or_else(Arch::native).unwrap_or(Arch::Amd64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gvisor(path: &str) -> RuntimesConfig {
+        RuntimesConfig {
+            gvisor: Some(path.into()),
+        }
+    }
+
+    #[test]
+    fn gvisor_is_offered_only_when_its_runsc_is_an_executable() {
+        assert_eq!(RuntimesConfig::default().offered(), [Runtime::Runc]);
+        assert_eq!(RuntimesConfig::default().validate(), Ok(()));
+        let dir = std::env::temp_dir().join(format!("berth-runtimes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let exe = dir.join("runsc");
+        std::fs::write(&exe, "#!/bin/sh\n").expect("write");
+        let set = |mode| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(mode)).expect("chmod")
+        };
+        set(0o644);
+        let cfg = gvisor(&exe.display().to_string());
+        let err = cfg.validate().expect_err("not executable");
+        assert!(err.contains("is not an executable file"), "{err}");
+        set(0o755);
+        assert_eq!(cfg.validate(), Ok(()));
+        assert_eq!(cfg.offered(), [Runtime::Runc, Runtime::Gvisor]);
+        let missing = gvisor(&dir.join("nope").display().to_string());
+        let err = missing.validate().expect_err("missing");
+        assert!(err.starts_with("[runtimes] gvisor ") && err.contains("/usr/bin/runsc"), "{err}");
+        let dir_itself = gvisor(&dir.display().to_string());
+        assert!(dir_itself.validate().is_err());
+        assert!(gvisor("runsc").validate().is_err(), "relative");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -94,6 +94,7 @@ pub fn host_info(cfg: &Config, ssh_port: Option<u16>) -> HostInfo {
         public_address: cfg.ssh.public_address.clone(),
         ssh_port: ssh_port.map(|p| cfg.ssh.public_port.unwrap_or(p)),
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        runtimes: cfg.runtimes.offered(),
     }
 }
 
@@ -136,7 +137,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let (ssh_task, ssh_port) = if cfg.ssh.enabled {
         let key = ssh::host_key(&cfg.data_dir.join("ssh_host_ed25519_key"))?;
         let server = ssh::SshServer::bind(
-            cfg.ssh.listen,
+            &cfg.ssh,
             key,
             ssh::Shared {
                 state: state.clone(),

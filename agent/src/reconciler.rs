@@ -78,7 +78,7 @@ impl Reconciler {
             network: network.flatten(),
             ingress: Ingress::new(&cfg.ingress),
             volumes: Volumes::new(&cfg.data_dir),
-            reporter: Reporter::new(state.clone(), reports),
+            reporter: Reporter::new(state.clone(), reports, cfg.data_dir.clone()),
             supervisor: Arc::new(Supervisor::new(rt.clone(), state.clone())),
             cfg,
             state,

@@ -6,6 +6,7 @@
 use crate::state::State;
 use berth_shared::protocol::{ContainerReport, ContainerSpec, ObservedState};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use tokio::sync::mpsc;
 
@@ -15,6 +16,26 @@ pub struct Reporter {
     /// Containers re-created because containerd lost them: id → whether the volume survived.
     /// Told to the coordinator with the next `running` report.
     recreated: Mutex<HashMap<String, bool>>,
+    /// Host directories a reason must not show (the agent's data dir, containerd's state).
+    host_roots: Vec<String>,
+}
+
+/// `reason` with every host path under `roots` replaced: users see why, never where on the
+/// host (the path of a volume or of containerd's state says nothing to them and much to an
+/// attacker).
+pub fn scrub(reason: &str, roots: &[String]) -> String {
+    let mut out = reason.to_string();
+    for root in roots.iter().filter(|r| r.len() > 1) {
+        let mut from = 0;
+        while let Some(at) = out[from..].find(root.as_str()).map(|i| i + from) {
+            let end = out[at..]
+                .find(|c: char| c.is_whitespace() || "\"':,;)]}".contains(c))
+                .map_or(out.len(), |i| i + at);
+            out.replace_range(at..end, "<host path>");
+            from = at + "<host path>".len();
+        }
+    }
+    out
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -22,11 +43,26 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Reporter {
-    pub fn new(state: State, reports: mpsc::Sender<ContainerReport>) -> Reporter {
+    pub fn new(
+        state: State,
+        reports: mpsc::Sender<ContainerReport>,
+        data_dir: PathBuf,
+    ) -> Reporter {
+        let mut host_roots = vec![data_dir.display().to_string()];
+        host_roots.extend(
+            [
+                "/run/containerd",
+                "/var/lib/containerd",
+                "/var/run/netns",
+                "/run/netns",
+            ]
+            .map(String::from),
+        );
         Reporter {
             state,
             reports,
             recreated: Mutex::default(),
+            host_roots,
         }
     }
 
@@ -52,7 +88,7 @@ impl Reporter {
             id: spec.id.clone(),
             generation: spec.generation,
             state,
-            reason,
+            reason: reason.map(|r| scrub(&r, &self.host_roots)),
             memory_used_mb: None,
             storage_used_gb: None,
             recreated: volume_preserved.map(|_| true),
@@ -113,7 +149,7 @@ mod tests {
     fn a_report_is_sent_once_per_change_and_carries_a_recreation_once() {
         let state = State::temporary().expect("state");
         let (tx, mut rx) = mpsc::channel(8);
-        let r = Reporter::new(state.clone(), tx);
+        let r = Reporter::new(state.clone(), tx, "/var/lib/berth".into());
         r.recreating("aaaa1111", true);
         r.report(&spec(), ObservedState::Running, None);
         r.report(&spec(), ObservedState::Running, None);
@@ -129,5 +165,22 @@ mod tests {
         r.report(&spec(), ObservedState::Stopped, None);
         let next = rx.try_recv().expect("changed report");
         assert_eq!((next.state, next.recreated), (ObservedState::Stopped, None));
+    }
+
+    #[test]
+    fn reasons_name_no_host_path() {
+        let roots = ["/var/lib/berth".to_string(), "/run/containerd".to_string()];
+        let got = scrub(
+            "mount /var/lib/berth/volumes/ab12cd34/root onto \"/run/containerd/io.containerd.runtime.v2.task/berth/ab12cd34/rootfs/bin/sh\": not a directory",
+            &roots,
+        );
+        assert_eq!(
+            got,
+            "mount <host path> onto \"<host path>\": not a directory"
+        );
+        assert_eq!(
+            scrub("exec /usr/bin/app: not found", &roots),
+            "exec /usr/bin/app: not found"
+        );
     }
 }

@@ -23,5 +23,6 @@ pub fn spec(id: &str, desired: DesiredState, ingress: &[(u16, u16)]) -> Containe
             .map(|&(port, target_port)| IngressSpec { port, target_port })
             .collect(),
         boot: 0,
+        runtime: Default::default(),
     }
 }

@@ -20,9 +20,15 @@ pub enum AuthError {
     },
     #[error("no signing key configured for {0:?} (set auth.private_key_file)")]
     NoSigningKey(JwtAlgorithm),
+    #[error("the HS256 secret has {0} bytes; it needs at least {MIN_SECRET}")]
+    WeakSecret(usize),
     #[error("token rejected: {0}")]
     Rejected(String),
 }
+
+/// The shortest HS256 secret accepted, inline or from `secret_file` (an empty file would
+/// make every token forgeable).
+pub const MIN_SECRET: usize = 32;
 
 /// Claims Berth reads. `scopes` is optional: a token without it is a full user session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,6 +137,9 @@ impl Authenticator {
                     }
                     (None, None) => Vec::new(),
                 };
+                if secret.len() < MIN_SECRET {
+                    return Err(AuthError::WeakSecret(secret.len()));
+                }
                 (
                     Algorithm::HS256,
                     DecodingKey::from_secret(&secret),
@@ -184,12 +193,21 @@ impl Authenticator {
         })
     }
 
-    /// Verifies signature, algorithm (never `none`), `exp` and `nbf`.
+    /// Verifies signature, algorithm (never `none`), `exp`, `nbf` and `iat` (a token issued
+    /// later than now, beyond the leeway, is refused: no clock skew explains it).
     pub fn verify(&self, token: &str) -> Result<User, AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| AuthError::Rejected(e.to_string()))?;
         if !valid_subject(&data.claims.sub) {
             return Err(AuthError::Rejected("unusable subject".into()));
+        }
+        let (now, _) = berth_shared::time::now_unix();
+        if data
+            .claims
+            .iat
+            .is_some_and(|iat| iat > now.saturating_add(self.validation.leeway))
+        {
+            return Err(AuthError::Rejected("issued in the future".into()));
         }
         Ok(User {
             id: data.claims.sub,
@@ -284,6 +302,70 @@ mod tests {
         .expect("encode");
         assert!(a.verify(&expired).is_err());
         assert!(a.verify("garbage").is_err());
+    }
+
+    fn signed(claims: &Claims) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(S1.as_bytes()),
+        )
+        .expect("encode")
+    }
+
+    #[test]
+    fn a_token_issued_in_the_future_is_refused_beyond_the_leeway() {
+        let (now, _) = berth_shared::time::now_unix();
+        let claims = |iat| Claims {
+            sub: "alice".into(),
+            exp: now + 600,
+            iat: Some(iat),
+            nbf: None,
+            scopes: None,
+        };
+        let strict = auth(S1);
+        assert!(strict.verify(&signed(&claims(now + 120))).is_err());
+        assert!(strict.verify(&signed(&claims(now))).is_ok());
+        let mut cfg = AuthConfig {
+            algorithm: JwtAlgorithm::HS256,
+            secret: Some(S1.into()),
+            secret_file: None,
+            public_key_file: None,
+            private_key_file: None,
+            leeway_secs: 60,
+            cookie_name: "c".into(),
+        };
+        let lenient = Authenticator::from_config(&cfg).expect("config");
+        assert!(lenient.verify(&signed(&claims(now + 30))).is_ok());
+        assert!(lenient.verify(&signed(&claims(now + 120))).is_err());
+        cfg.leeway_secs = 0;
+        let far = claims(u64::MAX);
+        assert!(Authenticator::from_config(&cfg)
+            .expect("config")
+            .verify(&signed(&far))
+            .is_err());
+    }
+
+    #[test]
+    fn a_short_or_empty_secret_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("berth-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for (content, ok) in [("", false), (" \n", false), ("short", false), (S1, true)] {
+            let path = dir.join("secret");
+            std::fs::write(&path, format!("{content}\n")).expect("write");
+            let cfg = AuthConfig {
+                algorithm: JwtAlgorithm::HS256,
+                secret: None,
+                secret_file: Some(path),
+                public_key_file: None,
+                private_key_file: None,
+                leeway_secs: 0,
+                cookie_name: "c".into(),
+            };
+            let got = Authenticator::from_config(&cfg);
+            assert_eq!(got.is_ok(), ok, "secret file {content:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -46,6 +46,15 @@ pub struct ApiConfig {
     /// How long `POST …/stop` waits for the agent to report `stopped` before answering.
     #[serde(default = "default_stop_wait", with = "serde_duration")]
     pub stop_wait: Duration,
+    /// Each request's headers must arrive within this long (idle connections close after it).
+    #[serde(default = "default_header_timeout", with = "serde_duration")]
+    pub header_timeout: Duration,
+    /// Connections served at once, in all.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections served at once from one client address.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -177,6 +186,15 @@ impl Default for ImagesConfig {
 fn default_stop_wait() -> Duration {
     Duration::from_secs(20)
 }
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_max_connections_per_ip() -> usize {
+    256
+}
 fn default_server_names() -> Vec<String> {
     vec!["localhost".into(), "127.0.0.1".into()]
 }
@@ -204,6 +222,15 @@ impl ConfigFile for Config {
 
     fn validate(&self) -> Result<(), String> {
         self.catalog.validate().map_err(|e| e.to_string())?;
+        let api = &self.api;
+        if api.max_connections == 0 || api.max_connections_per_ip == 0 {
+            return Err(
+                "[api] max_connections and max_connections_per_ip must be at least 1".into(),
+            );
+        }
+        if api.header_timeout.is_zero() {
+            return Err("[api] header_timeout must be longer than 0s".into());
+        }
         let a = &self.auth;
         match a.algorithm {
             JwtAlgorithm::HS256 => {

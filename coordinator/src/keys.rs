@@ -51,10 +51,20 @@ impl Keys {
         let _guard = self.lock.lock().await;
         let mine = self.store.owner_keys(user).await?;
         let fingerprint = key.fingerprint();
-        if mine.iter().any(|k| k.fingerprint == fingerprint) {
-            return Err(Error::Conflict(format!(
-                "this key is already registered ({fingerprint})"
-            )));
+        // A public key names one user: SSH logins resolve container names among the
+        // containers of the key's owner, so a key another user registered stays theirs.
+        match self.store.key_with_fingerprint(&fingerprint).await? {
+            Some(k) if k.owner == user => {
+                return Err(Error::Conflict(format!(
+                    "this key is already registered ({fingerprint})"
+                )))
+            }
+            Some(_) => {
+                return Err(Error::Conflict(format!(
+                    "this key is registered by another user ({fingerprint}); use a key of your own"
+                )))
+            }
+            None => {}
         }
         if mine.len() as u64 + 1 > self.max_keys {
             return Err(Error::over_quota(

@@ -72,16 +72,18 @@ impl Running {
     }
 }
 
-/// At most this many API connections at once (browsers and WebSockets included); the next
-/// waits in the kernel's backlog.
-const API_MAX_CONNECTIONS: usize = 4096;
 /// Prometheus scrapers are few.
 const METRICS_MAX_CONNECTIONS: usize = 64;
 
-async fn listen(addr: SocketAddr, cap: usize) -> Result<(Listener, SocketAddr), Error> {
+async fn listen(
+    addr: SocketAddr,
+    cap: usize,
+    per_ip: usize,
+) -> Result<(Listener, SocketAddr), Error> {
     let l = Listener::bind(addr, cap)
         .await
-        .map_err(|source| Error::Listen { addr, source })?;
+        .map_err(|source| Error::Listen { addr, source })?
+        .per_peer(per_ip);
     let bound = l
         .local_addr()
         .map_err(|source| Error::Listen { addr, source })?;
@@ -126,9 +128,16 @@ pub async fn start(
         addr: config.link.listen,
         source,
     })?;
-    let (listener, api_addr) = listen(config.api.listen, API_MAX_CONNECTIONS).await?;
+    let api = &config.api;
+    let (listener, api_addr) =
+        listen(api.listen, api.max_connections, api.max_connections_per_ip).await?;
+    let header_timeout = api.header_timeout;
     let metrics_listener = match config.metrics.listen {
-        Some(addr) => Some(listen(addr, METRICS_MAX_CONNECTIONS).await?.0),
+        Some(addr) => Some(
+            listen(addr, METRICS_MAX_CONNECTIONS, METRICS_MAX_CONNECTIONS)
+                .await?
+                .0,
+        ),
         None => None,
     };
 
@@ -170,7 +179,12 @@ pub async fn start(
                 )
             }
         });
-        tokio::spawn(http::serve(l, route, std::future::pending()))
+        tokio::spawn(http::serve(
+            l,
+            route,
+            header_timeout,
+            std::future::pending(),
+        ))
     });
     let hub_task = tokio::spawn(hub::serve(hub.clone(), endpoint.clone()));
     let agents_task = tokio::spawn(agents::run(agent_events, fleet.clone(), containers.clone()));
@@ -178,7 +192,7 @@ pub async fn start(
     let routes = api::routes(svc.clone());
     let svc2 = svc.clone();
     let done = tokio::spawn(async move {
-        http::serve(listener, routes, shutdown).await;
+        http::serve(listener, routes, header_timeout, shutdown).await;
         tracing::info!("API stopped; closing agent connections");
         endpoint.close(0u32.into(), b"coordinator shutting down");
         housekeeping.abort();

@@ -2,7 +2,7 @@
 //! is already placed on them, and answers a host key or the reason none fits.
 
 use berth_shared::catalog::Arch;
-use berth_shared::protocol::Resources;
+use berth_shared::protocol::{Resources, Runtime};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
@@ -13,6 +13,7 @@ pub struct Candidate {
     pub capacity: Resources,
     pub connected: bool,
     pub cordoned: bool,
+    pub runtimes: Vec<Runtime>,
 }
 
 #[derive(Debug, Clone)]
@@ -21,6 +22,7 @@ pub struct Demand {
     pub need: Resources,
     pub region: Option<String>,
     pub host_key: Option<String>,
+    pub runtime: Runtime,
 }
 
 /// Fraction of the host left free after placing `need`: the emptiest host wins, which spreads
@@ -60,6 +62,13 @@ pub fn place(
         if eligible.is_empty() {
             return Err(format!("no connected host in region {r:?}"));
         }
+    }
+    eligible.retain(|h| h.runtimes.contains(&d.runtime));
+    if eligible.is_empty() {
+        return Err(format!(
+            "no connected host offers the {} runtime",
+            d.runtime.as_str()
+        ));
     }
     eligible.retain(|h| h.arch == d.arch);
     if eligible.is_empty() {
@@ -104,6 +113,7 @@ mod tests {
             },
             connected: true,
             cordoned: false,
+            runtimes: vec![Runtime::Runc],
         }
     }
 
@@ -117,6 +127,7 @@ mod tests {
             },
             region: None,
             host_key: None,
+            runtime: Runtime::Runc,
         }
     }
 
@@ -152,6 +163,19 @@ mod tests {
             .contains("room"));
         hosts[0].cordoned = true;
         assert!(place(&hosts, &HashMap::new(), &demand(Arch::Amd64)).is_err());
+    }
+
+    #[test]
+    fn gvisor_goes_only_where_it_is_offered() {
+        let mut hosts = vec![host("a", Arch::Amd64, "r1"), host("b", Arch::Amd64, "r1")];
+        hosts[1].runtimes.push(Runtime::Gvisor);
+        let mut d = demand(Arch::Amd64);
+        d.runtime = Runtime::Gvisor;
+        assert_eq!(place(&hosts, &HashMap::new(), &d), Ok("b".into()));
+        hosts[1].connected = false;
+        assert!(place(&hosts, &HashMap::new(), &d)
+            .expect_err("none")
+            .contains("gvisor"));
     }
 
     #[test]

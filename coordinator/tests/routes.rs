@@ -4,128 +4,12 @@
 //! A route added to the table later is covered here without anyone writing a test for it.
 //! The coordinator runs in-process on port 0 with its real store, no agents.
 
+mod common;
+
 use anyhow::{ensure, Context, Result};
-use base64::Engine;
 use berth_coordinator::api::{table, Route, Scope};
-use berth_coordinator::auth::Scopes;
-use berth_service::config::ConfigFile;
+use common::{coordinator, public_key};
 use serde_json::{json, Value};
-use std::time::Duration;
-
-struct Coordinator {
-    api: String,
-    svc: std::sync::Arc<berth_coordinator::services::Services>,
-    _stop: tokio::sync::oneshot::Sender<()>,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Coordinator {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn coordinator() -> Result<Coordinator> {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("berth-routes-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let d = dir.display();
-    let toml = format!(
-        r#"
-[api]
-listen = "127.0.0.1:0"
-domain = "berth.test"
-stop_wait = "1s"
-[link]
-listen = "127.0.0.1:0"
-ca_cert = "{d}/ca.pem"
-ca_key = "{d}/ca.key"
-cert = "{d}/coordinator.pem"
-key = "{d}/coordinator.key"
-[store]
-path = "{d}/db"
-[auth]
-secret = "a-test-secret-of-at-least-32-bytes!!"
-"#
-    );
-    let path = dir.join("coordinator.toml");
-    std::fs::write(&path, toml)?;
-    let config = berth_coordinator::config::Config::load(&path)?;
-    berth_coordinator::pki::init(&config.link, false)?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = berth_coordinator::start(config, async {
-        let _ = stopped.await;
-    })
-    .await?;
-    Ok(Coordinator {
-        api: format!("http://{}", running.api_addr),
-        svc: running.services.clone(),
-        _stop: stop,
-        dir,
-    })
-}
-
-impl Coordinator {
-    fn token(&self, user: &str, scopes: Option<&[(&str, &str)]>) -> Result<String> {
-        let scopes = scopes.map(|s| {
-            let mut m = Scopes::new();
-            for (res, act) in s {
-                m.entry(res.to_string()).or_default().push(act.to_string());
-            }
-            m
-        });
-        Ok(self
-            .svc
-            .auth
-            .issue(user, Duration::from_secs(600), scopes)?)
-    }
-
-    async fn call(
-        &self,
-        token: &str,
-        method: &str,
-        path: &str,
-        body: &Value,
-    ) -> Result<(u16, Value)> {
-        let resp = reqwest::Client::new()
-            .request(method.parse()?, format!("{}{path}", self.api))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.json().await.unwrap_or(Value::Null)))
-    }
-
-    /// Everything `user` has, as the API shows it.
-    async fn state(&self, token: &str, id: &str) -> Result<Value> {
-        let mut out = Vec::new();
-        for p in [
-            "/compute/containers".to_string(),
-            "/compute/ssh-keys".to_string(),
-            format!("/compute/containers/{id}/events"),
-            format!("/compute/containers/{id}/ingress"),
-        ] {
-            out.push(self.call(token, "GET", &p, &Value::Null).await?.1);
-        }
-        Ok(Value::Array(out))
-    }
-}
-
-/// A well-formed ed25519 public key line.
-fn public_key() -> String {
-    let mut blob = Vec::new();
-    for part in [&b"ssh-ed25519"[..], &[7u8; 32][..]] {
-        blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        blob.extend_from_slice(part);
-    }
-    format!(
-        "ssh-ed25519 {} t@x",
-        base64::engine::general_purpose::STANDARD.encode(blob)
-    )
-}
 
 fn concrete(r: &Route, id: &str, key: u64) -> String {
     r.path
@@ -158,7 +42,7 @@ async fn every_route_checks_scope_and_owner_before_its_handler() -> Result<()> {
             &alice,
             "POST",
             "/compute/ssh-keys",
-            &json!({"name": "k", "public_key": public_key()}),
+            &json!({"name": "k", "public_key": public_key(7)}),
         )
         .await?;
     ensure!(s == 201, "adding a key: {s} {key}");
@@ -233,6 +117,7 @@ async fn bodies_are_typed_and_every_field_is_told_at_once() -> Result<()> {
     let resp = reqwest::Client::new()
         .post(format!("{}/compute/containers", c.api))
         .bearer_auth(&alice)
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await?;

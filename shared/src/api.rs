@@ -65,6 +65,9 @@ pub struct Container {
     /// Address the ingress reaches the container at, once the host reports one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_ip: Option<String>,
+    /// The OCI runtime: `runc`, or `gvisor` (a user-space kernel) for untrusted workloads.
+    #[serde(default)]
+    pub runtime: crate::protocol::Runtime,
     /// Present on `start` when the container had vanished from its host and was re-created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recreated: Option<bool>,
@@ -95,6 +98,7 @@ pub struct CreateContainer {
     pub ports: Vec<u16>,
     pub region: Option<String>,
     pub host_key: Option<String>,
+    pub runtime: crate::protocol::Runtime,
 }
 
 /// An ingress rule (seed `001`): external `port` on the container's host → `target_port`.
@@ -220,6 +224,12 @@ pub enum ErrorBody {
         message: String,
     },
     MethodNotAllowed,
+    UnsupportedMediaType {
+        message: String,
+    },
+    PayloadTooLarge {
+        message: String,
+    },
     Unavailable {
         message: String,
     },

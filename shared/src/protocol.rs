@@ -58,6 +58,32 @@ pub struct ContainerSpec {
     /// Incremented by a reboot: the same spec, booted afresh.
     #[serde(default)]
     pub boot: u64,
+    /// The OCI runtime the container runs under.
+    #[serde(default)]
+    pub runtime: Runtime,
+}
+
+/// An OCI runtime a host offers: runc (the default), or gVisor's `runsc` — a user-space
+/// kernel between the container and the host's, for untrusted workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    #[default]
+    Runc,
+    Gvisor,
+}
+
+impl Runtime {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Runc => "runc",
+            Runtime::Gvisor => "gvisor",
+        }
+    }
+}
+
+fn runc_only() -> Vec<Runtime> {
+    vec![Runtime::Runc]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +206,9 @@ pub struct HostInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_port: Option<u16>,
     pub agent_version: String,
+    /// The runtimes containers may ask for on this host (agents before gVisor: runc only).
+    #[serde(default = "runc_only")]
+    pub runtimes: Vec<Runtime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -371,6 +400,7 @@ mod tests {
             ports: vec![],
             ingress: vec![],
             boot: 0,
+            runtime: Runtime::Gvisor,
         });
         write_frame(&mut a, &msg).await.expect("write");
         drop(a);

@@ -39,10 +39,21 @@ pub fn check_name(name: &str) -> Result<(), String> {
             "may contain only letters, digits and hyphens, and must not start with a hyphen".into(),
         );
     }
+    // `ssh <login>@host` takes an id or a name: a name shaped like an id could stand in for
+    // another container's id.
+    if crate::ids::is_container_id(name) {
+        return Err("must not look like a container id (8 lowercase letters and digits)".into());
+    }
     Ok(())
 }
 
-const FORBIDDEN_MOUNTS: [&str; 4] = ["/", "/proc", "/sys", "/dev"];
+/// Where a volume may not be mounted, nor anywhere below: the kernel's file systems, the
+/// image's system directories (a mount over them hides the programs the container runs, and a
+/// mount over a file there cannot work), and `/.berth`, where the agent puts its own files.
+const FORBIDDEN_MOUNTS: [&str; 16] = [
+    "/", "/proc", "/sys", "/dev", "/.berth", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+    "/libx32", "/usr", "/etc", "/boot", "/run", "/var/run",
+];
 
 /// A mount path: absolute, normalised (no `.`/`..`/empty segments, no trailing slash), not a
 /// system path, of printable characters. Returns the path unchanged when it is valid.
@@ -57,7 +68,10 @@ pub fn check_mount_path(p: &str) -> Result<(), String> {
         .iter()
         .any(|f| p == *f || (*f != "/" && p.starts_with(&format!("{f}/"))));
     if forbidden {
-        return Err(format!("{p:?} is a system path and cannot be mounted"));
+        return Err(format!(
+            "{p:?} is a system path and cannot be mounted (nor can anything under {})",
+            "/bin, /sbin, /lib*, /usr, /etc, /boot, /run, /proc, /sys, /dev or /.berth"
+        ));
     }
     if p[1..]
         .split('/')
@@ -170,7 +184,25 @@ mod tests {
         ] {
             assert!(check_mount_path(bad).is_err(), "{bad}");
         }
-        for good in ["/root", "/var/data", "/devices", "/process"] {
+        for bad in [
+            "/bin/sh",
+            "/.berth",
+            "/.berth/init",
+            "/etc",
+            "/usr",
+            "/usr/local",
+            "/run",
+        ] {
+            assert!(check_mount_path(bad).is_err(), "{bad}");
+        }
+        for good in [
+            "/root",
+            "/var/data",
+            "/devices",
+            "/process",
+            "/var/lib/db",
+            "/data",
+        ] {
             assert!(check_mount_path(good).is_ok(), "{good}");
         }
         assert!(check_mount_paths(&["/data".into(), "/data/x".into()]).is_err());
@@ -183,5 +215,7 @@ mod tests {
         assert!(check_name("-x").is_err());
         assert!(check_name("a b").is_err());
         assert!(check_name(&"a".repeat(65)).is_err());
+        assert!(check_name("abcd1234").is_err(), "an id-shaped name");
+        assert!(check_name("abcd-123").is_ok());
     }
 }

@@ -144,6 +144,8 @@ reconcile_interval = "5s"
 [ssh]
 listen = "127.0.0.1:{ssh_port}"
 public_address = "127.0.0.1"
+banner_timeout = "3s"
+login_grace = "15s"
 [network]
 bridge = "{bridge}"
 subnet = "{subnet}"

@@ -55,6 +55,7 @@ mod tests {
             public_address: None,
             ssh_port: None,
             agent_version: "test".into(),
+            runtimes: vec![berth_shared::protocol::Runtime::Runc],
         }
     }
 

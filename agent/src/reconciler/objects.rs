@@ -2,18 +2,20 @@
 //! (pulled first when missing and a registry is configured), the volumes, the network
 //! namespace, the OCI spec, the snapshot, the containerd container with the labels that mark
 //! it the agent's, its task with the log driver — and the log. [`spec_hash`] says which spec
-//! changes need the container made again.
+//! changes need the container made again. A gVisor container is made the same way, with the
+//! runc shim pointed at its runsc wrapper ([`gvisor`]).
 
 use super::{ReconcileError, Reconciler, LABEL_CONTAINER, LABEL_GENERATION, LABEL_SPEC_HASH};
-use crate::runtime::{oci, RuntimeError};
+use crate::runtime::{gvisor, oci, RuntimeError};
 use aws_lc_rs::digest;
-use berth_shared::protocol::ContainerSpec;
+use berth_shared::protocol::{ContainerSpec, Runtime};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// What, if changed, needs the containerd container re-created (volumes are kept).
 pub(super) fn spec_hash(s: &ContainerSpec) -> String {
-    let key = serde_json::json!([
+    let mut key = serde_json::json!([
         s.image,
         s.cpu_millis,
         s.memory_mb,
@@ -22,6 +24,12 @@ pub(super) fn spec_hash(s: &ContainerSpec) -> String {
         s.env,
         s.boot
     ]);
+    // Only when not runc, so that runc containers keep the hash they had before runtimes.
+    if s.runtime != Runtime::Runc {
+        if let Some(k) = key.as_array_mut() {
+            k.push(s.runtime.as_str().into());
+        }
+    }
     let d = digest::digest(&digest::SHA256, key.to_string().as_bytes());
     berth_shared::ids::hex(&d.as_ref()[..12])
 }
@@ -34,6 +42,15 @@ impl Reconciler {
         hash: String,
     ) -> Result<(), ReconcileError> {
         let id = spec.id.as_str();
+        // Refused before anything is made: the host was not (or is no longer) set up for it.
+        let runsc = match spec.runtime {
+            Runtime::Runc => None,
+            Runtime::Gvisor => Some(self.cfg.runtimes.gvisor.as_deref().ok_or(
+                RuntimeError::NotOffered {
+                    runtime: Runtime::Gvisor.as_str(),
+                },
+            )?),
+        };
         let arch = self.cfg.arch();
         let registries = &self.cfg.images.registries;
         if !registries.is_empty() && !self.rt.has_image(&spec.image).await? {
@@ -53,6 +70,15 @@ impl Reconciler {
             None => None,
         };
         let json = oci::spec(spec, &img, &self.cfg.init_binary, &vols, netns.as_deref());
+        let wrapper = match runsc {
+            Some(runsc) => Some(gvisor::write_wrapper(
+                &self.gvisor_dir(),
+                id,
+                runsc,
+                netns.as_deref(),
+            )?),
+            None => None,
+        };
         self.rt.ensure_snapshot(id, &img.chain_id).await?;
         let labels = HashMap::from([
             (LABEL_CONTAINER.to_string(), id.to_string()),
@@ -61,7 +87,13 @@ impl Reconciler {
         ]);
         match self
             .rt
-            .create_container(id, &spec.image, json.to_string().into_bytes(), labels)
+            .create_container(
+                id,
+                &spec.image,
+                json.to_string().into_bytes(),
+                labels,
+                wrapper.as_deref(),
+            )
             .await
         {
             Err(RuntimeError::AlreadyExists { .. }) | Ok(()) => Ok(()),
@@ -80,6 +112,11 @@ impl Reconciler {
         self.start(id).await
     }
 
+    /// Where gVisor containers' runsc wrappers are.
+    fn gvisor_dir(&self) -> PathBuf {
+        self.cfg.data_dir.join("gvisor")
+    }
+
     /// The shim starts the log driver (this binary unless configured) from this URI.
     fn log_uri(&self) -> String {
         let driver = self
@@ -96,6 +133,8 @@ impl Reconciler {
     pub(super) async fn teardown(&self, id: &str, volumes: bool) -> Result<(), ReconcileError> {
         self.stop_task(id).await?;
         self.rt.delete_container(id).await?;
+        // Only now: the shim runs the wrapper until the container is gone.
+        gvisor::remove_wrapper(&self.gvisor_dir(), id)?;
         self.rt.remove_snapshot(id).await?;
         if volumes {
             if let Some(n) = &self.network {

@@ -3,10 +3,12 @@
 //! pulls (`pull`) fetch from a registry through `registry`, the HTTP side of a pull.
 
 pub mod exec;
+pub mod gvisor;
 mod image;
 pub mod oci;
 mod pull;
 mod registry;
+mod seccomp;
 
 pub use image::ImageInfo;
 
@@ -56,6 +58,8 @@ pub enum RuntimeError {
         image: String,
         source: registry::RegistryError,
     },
+    #[error("runtime {runtime} is not offered by this host (its agent configuration has no [runtimes] {runtime})")]
+    NotOffered { runtime: &'static str },
 }
 
 impl RuntimeError {
@@ -225,12 +229,14 @@ impl Runtime {
         }
     }
 
+    /// `runc_binary`: what the runc shim runs instead of `runc` (gVisor's wrapper), if anything.
     pub async fn create_container(
         &self,
         id: &str,
         image: &str,
         spec_json: Vec<u8>,
         labels: HashMap<String, String>,
+        runc_binary: Option<&std::path::Path>,
     ) -> Result<(), RuntimeError> {
         let _t = crate::telemetry::containerd_call("create_container");
         let container = Container {
@@ -239,7 +245,7 @@ impl Runtime {
             image: image.into(),
             runtime: Some(RuntimeSpec {
                 name: self.runtime.clone(),
-                options: None,
+                options: runc_binary.map(gvisor::runc_options),
             }),
             spec: Some(prost_types::Any {
                 type_url: "types.containerd.io/opencontainers/runtime-spec/1/Spec".into(),
@@ -341,6 +347,9 @@ impl Runtime {
         Ok(())
     }
 
+    /// Signals the task. A task that was created but never started (a failed start) is
+    /// deleted instead when the runtime cannot signal it (runsc refuses to: "cannot signal
+    /// container in state created"; runc can), which is what killing it means.
     pub async fn kill(&self, id: &str, signal: u32, all: bool) -> Result<(), RuntimeError> {
         let _t = crate::telemetry::containerd_call("kill");
         let r = self
@@ -355,8 +364,15 @@ impl Runtime {
             .await
             .map_err(grpc("kill task"));
         match r {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => {
+                if self.task_state(id).await? != TaskState::Created {
+                    return Err(e);
+                }
+                tracing::info!(id, error = %e, "cannot signal a task never started: deleting it");
+                self.delete_task(id).await
+            }
         }
     }
 

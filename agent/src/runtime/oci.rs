@@ -1,13 +1,16 @@
-//! The OCI runtime spec of a Berth container: default capabilities, no-new-privileges, a pids
-//! limit, memory and CPU limits from the spec, masked /proc paths, the agent's init as PID 1
-//! and one bind mount per volume.
+//! The OCI runtime spec of a Berth container, hardened as Docker's default is: Docker's
+//! capability set, no-new-privileges, Docker's seccomp profile (`seccomp`, following the
+//! capabilities granted here), masked and read-only /proc and /sys paths, a pids limit; with
+//! memory and CPU limits from the spec, the agent's init as PID 1 and one bind mount per volume.
 
+use super::seccomp;
 use super::ImageInfo;
 use berth_shared::protocol::ContainerSpec;
 use serde_json::{json, Value};
 use std::path::Path;
 
-/// Docker's default capability set.
+/// Docker's default capability set: bounding, effective and permitted, and what the seccomp
+/// profile's capability-dependent rules are decided by.
 const CAPS: [&str; 14] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -96,6 +99,7 @@ pub fn spec(
     for v in volumes {
         mounts.push(json!({"destination": v.target, "type": "bind", "source": v.host, "options": ["rbind", "rw", "nosuid", "nodev"]}));
     }
+    let seccomp = seccomp::profile(&seccomp::Host::current(), &CAPS);
     let dev = |t: &str, major: i64, minor: i64| json!({"allow": true, "type": t, "major": major, "minor": minor, "access": "rwm"});
     json!({
         "ociVersion": "1.0.2",
@@ -126,10 +130,11 @@ pub fn spec(
             "namespaces": [
                 {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, network
             ],
+            "seccomp": seccomp,
             "maskedPaths": [
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-                "/sys/firmware", "/sys/devices/virtual/powercap"
+                "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+                "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"
             ],
             "readonlyPaths": [
                 "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"
@@ -143,9 +148,8 @@ mod tests {
     use super::*;
     use berth_shared::protocol::DesiredState;
 
-    #[test]
-    fn limits_and_mounts_come_from_the_spec() {
-        let s = ContainerSpec {
+    fn container() -> ContainerSpec {
+        ContainerSpec {
             id: "abc12345".into(),
             name: "web".into(),
             generation: 1,
@@ -161,14 +165,23 @@ mod tests {
             ports: vec![],
             ingress: vec![],
             boot: 0,
-        };
-        let img = ImageInfo {
+            runtime: Default::default(),
+        }
+    }
+
+    fn image() -> ImageInfo {
+        ImageInfo {
             chain_id: "sha256:x".into(),
             env: vec!["FOO=old".into(), "PATH=/bin".into()],
             entrypoint: vec![],
             cmd: vec![],
             working_dir: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn limits_and_mounts_come_from_the_spec() {
+        let (s, img) = (container(), image());
         let host = Path::new("/data/volumes/abc12345/root");
         let v = spec(
             &s,
@@ -194,5 +207,83 @@ mod tests {
             .iter()
             .any(|m| m["destination"] == "/root" && m["source"] == "/data/volumes/abc12345/root"));
         assert_eq!(v["process"]["noNewPrivileges"], true);
+    }
+
+    #[test]
+    fn hardened_like_docker() {
+        let v = spec(&container(), &image(), Path::new("/init"), &[], None);
+        let sc = &v["linux"]["seccomp"];
+        assert_eq!(sc["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(sc["defaultErrnoRet"], 1);
+        let rules = sc["syscalls"].as_array().expect("syscalls");
+        // The allow rules naming `name`.
+        let allowing = |name: &str| -> Vec<&Value> {
+            rules
+                .iter()
+                .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
+                .filter(|r| {
+                    r["names"]
+                        .as_array()
+                        .is_some_and(|n| n.contains(&json!(name)))
+                })
+                .collect()
+        };
+        for denied in [
+            "unshare",
+            "setns",
+            "mount",
+            "umount2",
+            "pivot_root",
+            "kexec_load",
+            "bpf",
+            "keyctl",
+            "add_key",
+            "request_key",
+            "userfaultfd",
+            "init_module",
+            "finit_module",
+            "delete_module",
+            "open_by_handle_at",
+            "perf_event_open",
+            "swapon",
+            "reboot",
+            "clone3",
+            "io_uring_setup",
+        ] {
+            assert!(allowing(denied).is_empty(), "{denied} is allowed");
+        }
+        for allowed in ["read", "write", "execve", "wait4", "ptrace", "chroot"] {
+            let r = allowing(allowed);
+            assert!(
+                r.len() == 1 && r[0].get("args").is_none(),
+                "{allowed}: {r:?}"
+            );
+        }
+        // clone only without namespace flags; clone3 answers ENOSYS; personality safe values.
+        let clone = allowing("clone");
+        assert_eq!(clone.len(), 1);
+        assert_eq!(
+            clone[0]["args"],
+            json!([{"index": 0, "value": 0x7E02_0000u64, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}])
+        );
+        let clone3 = rules.iter().find(|r| r["names"] == json!(["clone3"]));
+        assert_eq!(clone3.map(|r| r["errnoRet"].clone()), Some(json!(38)));
+        let persona: Vec<&Value> = allowing("personality")
+            .iter()
+            .map(|r| &r["args"][0]["value"])
+            .collect();
+        assert_eq!(persona, [0, 8, 0x2_0000, 0x2_0008, 0xffff_ffffu64]);
+        let masked = v["linux"]["maskedPaths"].as_array().expect("masked");
+        assert!(masked.contains(&json!("/proc/kcore")) && masked.contains(&json!("/proc/keys")));
+        let ro = v["linux"]["readonlyPaths"].as_array().expect("readonly");
+        for p in [
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/sys",
+            "/proc/sysrq-trigger",
+        ] {
+            assert!(ro.contains(&json!(p)), "{p} not read-only");
+        }
     }
 }

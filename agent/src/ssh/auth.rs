@@ -12,13 +12,16 @@ fn key_allowed(spec: &ContainerSpec, key: &PublicKey) -> bool {
     })
 }
 
-/// The container `login` with `key` reaches, if any. An id match wins over a name match.
+/// The container `login` with `key` reaches, if any. An id match wins over a name match; a
+/// name resolves only among the containers that take this key (one user's: the coordinator
+/// lets one user only register a key), and a name two of them share opens neither, so a
+/// login can never land somewhere its user did not mean.
 pub fn authorize<'a>(
     specs: impl IntoIterator<Item = &'a ContainerSpec>,
     login: &str,
     key: &PublicKey,
 ) -> Option<String> {
-    let mut by_name = None;
+    let mut by_name: Vec<&str> = Vec::new();
     for s in specs {
         let open = s.ssh_enabled && s.desired == DesiredState::Running;
         if !open || !key_allowed(s, key) {
@@ -27,11 +30,14 @@ pub fn authorize<'a>(
         if s.id == login {
             return Some(s.id.clone());
         }
-        if !s.name.is_empty() && s.name == login && by_name.is_none() {
-            by_name = Some(s.id.clone());
+        if !s.name.is_empty() && s.name == login {
+            by_name.push(&s.id);
         }
     }
-    by_name
+    match by_name[..] {
+        [one] => Some(one.to_string()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -79,6 +85,24 @@ mod tests {
             Some("aaaa1111")
         );
         assert_eq!(authorize(&specs, "nope", &key(ALICE)), None);
+    }
+
+    #[test]
+    fn a_name_two_containers_of_the_key_share_opens_neither() {
+        // Left from before keys were one user's: both containers take ALICE's key.
+        let specs = [
+            spec("aaaa1111", "web", &[ALICE], true),
+            spec("bbbb2222", "web", &[ALICE, BOB], true),
+        ];
+        assert_eq!(authorize(&specs, "web", &key(ALICE)), None);
+        assert_eq!(
+            authorize(&specs, "web", &key(BOB)).as_deref(),
+            Some("bbbb2222")
+        );
+        assert_eq!(
+            authorize(&specs, "aaaa1111", &key(ALICE)).as_deref(),
+            Some("aaaa1111")
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use russh::server::{Auth, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicK
 use russh::{Channel, ChannelId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub(super) struct Factory {
@@ -22,6 +23,7 @@ impl russh::server::Server for Factory {
             peer,
             container: None,
             channels: HashMap::new(),
+            authenticated: Arc::default(),
         }
     }
 }
@@ -44,6 +46,8 @@ pub(super) struct Connection {
     /// The container this connection authenticated for.
     container: Option<String>,
     channels: HashMap<ChannelId, Pending>,
+    /// Set once a login succeeded, for the server's login grace.
+    pub(super) authenticated: Arc<AtomicBool>,
 }
 
 impl Connection {
@@ -102,6 +106,7 @@ impl Handler for Connection {
             Some(id) => {
                 tracing::info!(container = %id, peer = ?self.peer, "SSH login accepted");
                 self.container = Some(id);
+                self.authenticated.store(true, Ordering::Relaxed);
                 Ok(Auth::Accept)
             }
             None => {

@@ -3,7 +3,9 @@
 //!
 //! Authentication is by public key only, against the keys in the container's spec (see
 //! [`auth`]). The host key is generated once and kept under the data dir. Connections come
-//! from a [`Listener`]: accept errors back off, and at most [`MAX_CONNECTIONS`] run at once.
+//! from a [`Listener`]: accept errors back off, at most [`MAX_CONNECTIONS`] run at once and
+//! [`MAX_CONNECTIONS_PER_IP`] from one address; a client that sends no banner within
+//! `[ssh] banner_timeout`, or does not log in within `login_grace`, is disconnected.
 
 pub mod auth;
 mod handler;
@@ -24,6 +26,8 @@ use std::time::Duration;
 /// SSH connections served at once (each may hold exec processes and FIFOs); further clients
 /// wait in the kernel's backlog until one ends.
 pub const MAX_CONNECTIONS: usize = 256;
+/// Connections at once from one client address: one client cannot take every place.
+pub const MAX_CONNECTIONS_PER_IP: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
@@ -91,22 +95,35 @@ pub fn host_key(path: &Path) -> Result<PrivateKey, SshError> {
     }
 }
 
+/// The stream for the session and a clone of its socket that can shut it down.
+fn split_off_closer(
+    stream: tokio::net::TcpStream,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::TcpStream)> {
+    let std = stream.into_std()?;
+    let closer = std.try_clone()?;
+    Ok((tokio::net::TcpStream::from_std(std)?, closer))
+}
+
 /// A bound SSH server, ready to [`SshServer::serve`].
 pub struct SshServer {
     listener: Listener,
+    banner_timeout: Duration,
+    login_grace: Duration,
     config: Arc<russh::server::Config>,
     shared: Arc<Shared>,
 }
 
 impl SshServer {
     pub async fn bind(
-        addr: SocketAddr,
+        cfg: &crate::config::SshConfig,
         key: PrivateKey,
         shared: Shared,
     ) -> Result<SshServer, SshError> {
+        let addr = cfg.listen;
         let listener = Listener::bind(addr, MAX_CONNECTIONS)
             .await
-            .map_err(|source| SshError::Bind { addr, source })?;
+            .map_err(|source| SshError::Bind { addr, source })?
+            .per_peer(MAX_CONNECTIONS_PER_IP);
         let config = russh::server::Config {
             server_id: russh::SshId::Standard(
                 format!("SSH-2.0-berth_{}", env!("CARGO_PKG_VERSION")).into(),
@@ -122,6 +139,8 @@ impl SshServer {
         };
         Ok(SshServer {
             listener,
+            banner_timeout: cfg.banner_timeout,
+            login_grace: cfg.login_grace,
             config: Arc::new(config),
             shared: Arc::new(shared),
         })
@@ -145,28 +164,51 @@ impl SshServer {
                 permit,
             } = self.listener.accept().await;
             let handler = factory.new_client(Some(peer));
+            let authenticated = handler.authenticated.clone();
             let config = self.config.clone();
             let mut stopped = stopped.clone();
+            let (banner_timeout, login_grace) = (self.banner_timeout, self.login_grace);
             tokio::spawn(async move {
                 let _permit = permit;
                 let _ = stream.set_nodelay(true);
-                let session = match russh::server::run_stream(config, stream, handler).await {
-                    Ok(s) => s,
-                    Err(e) => return handler::session_ended(e),
+                // A second handle on the socket: russh runs the session in a task of its own
+                // and cannot disconnect before key exchange, so closing is done here.
+                let (stream, socket) = match split_off_closer(stream) {
+                    Ok(pair) => pair,
+                    Err(e) => return tracing::debug!(%peer, error = %e, "SSH connection lost"),
+                };
+                let started = russh::server::run_stream(config, stream, handler);
+                let session = match tokio::time::timeout(banner_timeout, started).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => return handler::session_ended(e),
+                    Err(_) => {
+                        return tracing::debug!(%peer, "SSH connection closed: no banner in time")
+                    }
                 };
                 let handle = session.handle();
+                let unauthenticated = async {
+                    tokio::time::sleep(login_grace).await;
+                    if authenticated.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::future::pending::<()>().await;
+                    }
+                };
                 tokio::select! {
                     _ = stopped.changed() => {
                         let _ = handle
                             .disconnect(Disconnect::ByApplication, String::new(), String::new())
                             .await;
                     }
+                    () = unauthenticated => {
+                        tracing::debug!(%peer, "SSH connection closed: no login within the grace time");
+                    }
                     result = session => {
                         if let Err(e) = result {
                             handler::session_ended(e);
                         }
+                        return;
                     }
                 }
+                let _ = socket.shutdown(std::net::Shutdown::Both);
             });
         }
     }

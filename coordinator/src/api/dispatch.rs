@@ -94,25 +94,33 @@ fn find<'t>(
     method: &Method,
     path: &str,
 ) -> Result<(&'t Route, Params), ApiError> {
-    let mut path_known = false;
+    let mut allowed = Vec::new();
     for r in table {
         if let Some(params) = r.matches(path) {
             if r.method == method {
                 return Ok((r, params));
             }
-            path_known = true;
+            allowed.push(r.method.clone());
         }
     }
-    Err(if path_known {
-        ApiError::MethodNotAllowed
-    } else {
+    Err(if allowed.is_empty() {
         ApiError::NoRoute
+    } else {
+        ApiError::MethodNotAllowed(allowed)
     })
+}
+
+/// Where the token came from: a browser sends the cookie on its own, even cross-site.
+#[derive(PartialEq)]
+enum Source {
+    Header,
+    Cookie,
+    Query,
 }
 
 /// The token from `Authorization: Bearer`, the session cookie, or — on a WebSocket upgrade —
 /// `?token=` (browsers cannot set headers there).
-fn token<'a>(svc: &Services, route: &Route, req: &'a Incoming) -> Option<&'a str> {
+fn token<'a>(svc: &Services, route: &Route, req: &'a Incoming) -> Option<(&'a str, Source)> {
     let bearer = req
         .headers
         .get(warp::http::header::AUTHORIZATION)
@@ -135,7 +143,38 @@ fn token<'a>(svc: &Services, route: &Route, req: &'a Incoming) -> Option<&'a str
             .then(|| req.query.get("token").map(String::as_str))
             .flatten()
     };
-    bearer.or_else(cookie).or_else(query)
+    bearer
+        .map(|t| (t, Source::Header))
+        .or_else(|| cookie().map(|t| (t, Source::Cookie)))
+        .or_else(|| query().map(|t| (t, Source::Query)))
+}
+
+/// A cookie-authenticated request that changes something (or opens a WebSocket) must come
+/// from the API's own origin: browsers attach the cookie to cross-site form posts and
+/// WebSocket handshakes, so `Sec-Fetch-Site` or `Origin` must say same-origin when present.
+fn same_origin(req: &Incoming) -> bool {
+    let h = &req.headers;
+    let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return site == "same-origin" || site == "none";
+    }
+    match (header("origin"), header("host")) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => origin
+            .split_once("://")
+            .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host)),
+        (Some(_), None) => false,
+    }
+}
+
+/// A route that reads a JSON body gets it as `application/json` (`+json` types too).
+fn is_json(req: &Incoming) -> bool {
+    req.headers
+        .get(warp::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase())
+        .is_some_and(|t| t == "application/json" || t.ends_with("+json"))
 }
 
 /// Authentication, scope and ownership, in that order, then the handler.
@@ -146,11 +185,17 @@ async fn run(
     req: Incoming,
 ) -> Result<Reply, ApiError> {
     let user = if route.scope.authenticated() {
-        let token = token(&svc, route, &req).ok_or(ApiError::Unauthenticated)?;
-        svc.auth.verify(token).map_err(|e| {
+        let (token, source) = token(&svc, route, &req).ok_or(ApiError::Unauthenticated)?;
+        let user = svc.auth.verify(token).map_err(|e| {
             tracing::debug!(error = %e, "token rejected");
             ApiError::Unauthenticated
-        })?
+        })?;
+        let unsafe_call = req.method != Method::GET || req.ws.is_some();
+        if source == Source::Cookie && unsafe_call && !same_origin(&req) {
+            let msg = "a cross-site request cannot use the session cookie".to_string();
+            return Err(Error::Forbidden(msg).into());
+        }
+        user
     } else {
         User::anonymous()
     };
@@ -166,6 +211,9 @@ async fn run(
             let msg = format!("the token does not grant {} on {resource}", action.as_str());
             return Err(Error::Forbidden(msg).into());
         }
+    }
+    if route.body.is_some() && !is_json(&req) {
+        return Err(ApiError::NotJson);
     }
     let container = match route.scope {
         Scope::Container(_) => Some(svc.containers.owned(&user.id, id).await?),

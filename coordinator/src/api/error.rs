@@ -14,10 +14,13 @@ pub enum ApiError {
     BadBody(String),
     #[error("request body is too large")]
     TooLarge,
+    #[error("a JSON body needs Content-Type: application/json")]
+    NotJson,
     #[error("no such route")]
     NoRoute,
+    /// The path exists for these methods only (the `Allow` header).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(Vec<warp::http::Method>),
     #[error(transparent)]
     App(#[from] Error),
 }
@@ -35,16 +38,18 @@ pub fn status_and_body(e: &ApiError) -> (StatusCode, ErrorBody) {
             },
         ),
         ApiError::TooLarge => {
-            let m = "request body is too large";
+            let m = message("request body is too large (at most 64 KiB)");
+            (S::PAYLOAD_TOO_LARGE, B::PayloadTooLarge { message: m })
+        }
+        ApiError::NotJson => {
+            let m = message("send the body as JSON with Content-Type: application/json");
             (
-                S::PAYLOAD_TOO_LARGE,
-                B::BadRequest {
-                    message: message(m),
-                },
+                S::UNSUPPORTED_MEDIA_TYPE,
+                B::UnsupportedMediaType { message: m },
             )
         }
         ApiError::NoRoute => (S::NOT_FOUND, B::NotFound),
-        ApiError::MethodNotAllowed => (S::METHOD_NOT_ALLOWED, B::MethodNotAllowed),
+        ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, B::MethodNotAllowed),
         ApiError::App(e) => match e {
             Error::NotFound => (S::NOT_FOUND, B::NotFound),
             Error::Invalid(f) => (
@@ -86,8 +91,15 @@ pub fn status_and_body(e: &ApiError) -> (StatusCode, ErrorBody) {
     }
 }
 
-/// The JSON error response.
+/// The JSON error response (with `Allow` on a 405).
 pub fn response(e: &ApiError) -> warp::reply::Response {
     let (status, body) = status_and_body(e);
-    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+    let mut r = warp::reply::with_status(warp::reply::json(&body), status).into_response();
+    if let ApiError::MethodNotAllowed(methods) = e {
+        let allow: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
+        if let Ok(v) = warp::http::HeaderValue::from_str(&allow.join(", ")) {
+            r.headers_mut().insert(warp::http::header::ALLOW, v);
+        }
+    }
+    r
 }

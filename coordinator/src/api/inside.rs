@@ -9,6 +9,7 @@ use super::error::ApiError;
 use crate::error::Error;
 use crate::inside::AgentStream;
 use berth_shared::protocol::{read_frame, write_frame, LogLine, TerminalInput};
+use berth_shared::validation::FieldErrors;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use warp::filters::ws::{Message, WebSocket};
@@ -16,15 +17,45 @@ use warp::Reply as _;
 
 type Query = HashMap<String, String>;
 
-/// An integer query parameter within `lo..=hi`, `default` when absent; else 422 on `name`.
-fn bounded(q: &Query, name: &str, default: usize, lo: usize, hi: usize) -> Result<usize, Error> {
-    match q.get(name) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (lo..=hi).contains(n))
-            .ok_or_else(|| Error::invalid(name, format!("must be an integer from {lo} to {hi}"))),
+/// `(default, lowest, highest)` of each integer query parameter; the OpenAPI document states
+/// the same (a unit test compares them).
+pub(super) const LIMIT: (usize, usize, usize) = (50, 1, 500);
+pub(super) const TAIL: (usize, usize, usize) = (100, 0, 10_000);
+pub(super) const COLS: (usize, usize, usize) = (80, 1, 1000);
+pub(super) const ROWS: (usize, usize, usize) = (24, 1, 1000);
+
+/// The integer query parameters of a route, checked together before the route does
+/// anything: each is `default` when absent, else an integer within its bounds; every
+/// parameter out of bounds is told at once (`422` on its name).
+struct Bounded<'q> {
+    query: &'q Query,
+    errors: FieldErrors,
+}
+
+impl<'q> Bounded<'q> {
+    fn new(query: &'q Query) -> Bounded<'q> {
+        Bounded {
+            query,
+            errors: FieldErrors::default(),
+        }
+    }
+
+    fn int(&mut self, name: &str, (default, lo, hi): (usize, usize, usize)) -> usize {
+        let Some(v) = self.query.get(name) else {
+            return default;
+        };
+        match v.parse::<usize>().ok().filter(|n| (lo..=hi).contains(n)) {
+            Some(n) => n,
+            None => {
+                let msg = format!("must be an integer from {lo} to {hi}");
+                self.errors.add(name, msg);
+                default
+            }
+        }
+    }
+
+    fn done(self) -> Result<(), Error> {
+        self.errors.into_result(()).map_err(Error::Invalid)
     }
 }
 
@@ -34,27 +65,32 @@ fn line_message(l: &LogLine) -> Message {
 }
 
 /// `GET …/logs`: recent lines as JSON, or as a WebSocket upgrade `tail` lines and then
-/// every new one.
+/// every new one. Both `limit` and `tail` are checked on both paths before anything else.
 pub async fn logs(mut c: Call) -> Result<Reply, ApiError> {
+    let mut q = Bounded::new(&c.query);
+    let limit = q.int("limit", LIMIT);
+    let tail = q.int("tail", TAIL);
+    q.done()?;
     let rec = c.container()?.clone();
     if c.ws.is_some() {
         let ws = c.upgrade()?;
-        let tail = bounded(&c.query, "tail", 100, 0, 10_000)?;
         let s = c.svc.inside.follow_logs(&rec, tail).await?;
         return Ok(ws
             .on_upgrade(move |socket| follow(socket, s))
             .into_response());
     }
-    let limit = bounded(&c.query, "limit", 50, 1, 500)?;
     let lines = c.svc.inside.recent_logs(&rec, limit).await?;
     json(&serde_json::json!({"container_id": rec.id, "lines": lines}))
 }
 
-/// `GET …/terminal` (WebSocket): a PTY shell in the container.
+/// `GET …/terminal` (WebSocket): a PTY shell in the container; `cols` and `rows` are checked
+/// before the upgrade is.
 pub async fn terminal(mut c: Call) -> Result<Reply, ApiError> {
+    let mut q = Bounded::new(&c.query);
+    let cols = q.int("cols", COLS) as u16;
+    let rows = q.int("rows", ROWS) as u16;
+    q.done()?;
     let ws = c.upgrade()?;
-    let cols = bounded(&c.query, "cols", 80, 1, 1000)? as u16;
-    let rows = bounded(&c.query, "rows", 24, 1, 1000)? as u16;
     let s = c.svc.inside.terminal(c.container()?, cols, rows).await?;
     Ok(ws
         .on_upgrade(move |socket| relay(socket, s))

@@ -98,6 +98,12 @@ impl Containers {
         let Some(itype) = self.catalog.get(&req.instance_type).cloned() else {
             return Err(Error::invalid("instance_type", "unknown"));
         };
+        if !self.fleet.offers(req.runtime) {
+            return Err(Error::invalid(
+                "runtime",
+                format!("no host offers the {} runtime", req.runtime.as_str()),
+            ));
+        }
 
         let _guard = self.quota_lock.lock().await;
         let mine = self.store.owner_containers(user).await?;
@@ -131,6 +137,7 @@ impl Containers {
             external_ip: None,
             boot: 0,
             recreated: None,
+            runtime: req.runtime,
         };
         self.check_totals(&mine, None, rec.resources())?;
         if self.store.container_named(user, &rec.name).await?.is_some() {
@@ -177,6 +184,7 @@ impl Containers {
             need: rec.resources(),
             region: rec.requested_region.clone(),
             host_key: rec.requested_host_key.clone(),
+            runtime: rec.runtime,
         };
         match self.fleet.place(&demand).await? {
             Ok((host, region)) => {

@@ -53,6 +53,7 @@ impl Containers {
         desired: DesiredState,
         until: [ContainerStatus; 2],
     ) -> Result<(u64, ContainerRecord), Error> {
+        let _turn = self.serial.turn(&rec.id).await;
         let events = self.events.subscribe();
         let rec = self.set_desired(rec, desired).await?;
         let done = |r: &ContainerRecord| {
@@ -113,6 +114,7 @@ impl Containers {
     }
 
     pub async fn delete(&self, rec: &ContainerRecord) -> Result<(), Error> {
+        let _turn = self.serial.turn(&rec.id).await;
         let rec = self.set_desired(rec, DesiredState::Deleted).await?;
         if rec.host_key.is_none() {
             // Never reached a host: nothing to tear down anywhere.

@@ -9,6 +9,7 @@ mod ingress;
 pub use ingress::view as ingress_view;
 mod lifecycle;
 mod quota;
+mod serial;
 mod settings;
 
 use crate::config::{Config, ImagesConfig, Limits};
@@ -39,6 +40,8 @@ pub struct Containers {
     settle_wait: Duration,
     /// Serialises quota and name checks with the writes they guard (one coordinator).
     quota_lock: tokio::sync::Mutex<()>,
+    /// One lifecycle change at a time per container.
+    serial: serial::Serial,
 }
 
 impl Containers {
@@ -61,6 +64,7 @@ impl Containers {
             domain: config.api.domain.clone(),
             settle_wait: config.api.stop_wait,
             quota_lock: tokio::sync::Mutex::new(()),
+            serial: Default::default(),
         }
     }
 
@@ -126,6 +130,7 @@ impl Containers {
             env: r.env.clone(),
             ports: r.ports.clone(),
             external_ip: r.external_ip.clone(),
+            runtime: r.runtime,
             recreated: None,
             volume_preserved: None,
             restarted: None,
@@ -163,6 +168,7 @@ impl Containers {
                 })
                 .collect(),
             boot: r.boot,
+            runtime: r.runtime,
         })
     }
 

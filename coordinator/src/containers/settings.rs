@@ -92,6 +92,7 @@ impl Containers {
         rec: &ContainerRecord,
         paths: Vec<String>,
     ) -> Result<Mounts, Error> {
+        let _turn = self.serial.turn(&rec.id).await;
         let mut restarted = false;
         let rec = self
             .modify(&rec.id, "container_updated", |r| {
@@ -129,6 +130,7 @@ impl Containers {
             storage_now: current.storage_gb,
         };
         let p = body.validate(&limits).map_err(Error::Invalid)?;
+        let _turn = self.serial.turn(&current.id).await;
         let _guard = self.quota_lock.lock().await;
         if let Some(n) = &p.name {
             let same = self.store.container_named(&current.owner, n).await?;
@@ -184,6 +186,7 @@ impl Containers {
             Action::PowerOn => return self.start(rec).await,
             Action::Reboot => {}
         }
+        let _turn = self.serial.turn(&rec.id).await;
         let rec = self
             .modify(&rec.id, "container_rebooted", |r| {
                 if r.desired != DesiredState::Running {

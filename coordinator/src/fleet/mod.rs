@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::hub::Hub;
 use crate::placement::{self, Candidate, Demand};
 use crate::store::{ContainerRecord, Store};
-use berth_shared::protocol::{CoordinatorMessage, HostInfo, Resources};
+use berth_shared::protocol::{CoordinatorMessage, HostInfo, Resources, Runtime};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -99,6 +99,15 @@ impl Fleet {
         v
     }
 
+    /// Whether any host heard from offers `runtime` (runc: always).
+    pub fn offers(&self, runtime: Runtime) -> bool {
+        runtime == Runtime::Runc
+            || self
+                .lock()
+                .values()
+                .any(|s| s.info.runtimes.contains(&runtime))
+    }
+
     /// Closes the connections of hosts silent for longer than `grace`; returns their keys.
     pub fn sweep(&self, grace: Duration) -> Vec<String> {
         let silent: Vec<String> = self
@@ -132,6 +141,7 @@ impl Fleet {
                 region: h.info.region,
                 arch: h.info.arch,
                 capacity: h.info.capacity,
+                runtimes: h.info.runtimes,
             })
             .collect();
         let mut used = HashMap::new();

@@ -163,8 +163,22 @@ async fn keys_cordons_enrollments(s: &dyn Store) {
         !s.delete_key("alice", b).await.expect("delete"),
         "not alice's key"
     );
+    let found = s
+        .key_with_fingerprint(&format!("SHA256:{b}"))
+        .await
+        .expect("fp");
+    assert_eq!(
+        found.map(|k| k.owner),
+        Some("bob".to_string()),
+        "fingerprint index"
+    );
     assert!(s.delete_key("bob", b).await.expect("delete"));
     assert!(s.owner_keys("bob").await.expect("keys").is_empty());
+    let gone = s
+        .key_with_fingerprint(&format!("SHA256:{b}"))
+        .await
+        .expect("fp");
+    assert!(gone.is_none(), "a deleted key leaves the fingerprint index");
 
     s.set_cordoned("h1", true).await.expect("cordon");
     assert!(s.cordoned_hosts().await.expect("c").contains("h1"));

@@ -74,6 +74,12 @@ pub trait Store: Send + Sync + 'static {
     fn next_id(&self) -> StoreFuture<'_, u64>;
     fn put_key(&self, rec: KeyRecord) -> StoreFuture<'_, ()>;
     fn owner_keys<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<KeyRecord>>;
+    /// The key with this fingerprint, whoever's it is (fingerprint index): a public key
+    /// belongs to one user only.
+    fn key_with_fingerprint<'a>(
+        &'a self,
+        fingerprint: &'a str,
+    ) -> StoreFuture<'a, Option<KeyRecord>>;
     /// `false` when the owner has no such key.
     fn delete_key<'a>(&'a self, owner: &'a str, id: u64) -> StoreFuture<'a, bool>;
 

@@ -2,7 +2,7 @@
 //! ingress rules and history, users' SSH keys. Plain data; the `Store` keeps them.
 
 use berth_shared::api::ContainerStatus;
-use berth_shared::protocol::{DesiredState, Resources};
+use berth_shared::protocol::{DesiredState, Resources, Runtime};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -49,6 +49,9 @@ pub struct ContainerRecord {
     /// `(generation, volume_preserved)` of the last re-creation after containerd lost it.
     #[serde(default)]
     pub recreated: Option<(u64, bool)>,
+    /// The OCI runtime asked for at create.
+    #[serde(default)]
+    pub runtime: Runtime,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -22,6 +22,8 @@ pub struct SledStore {
     /// `host \0 id` → (); unplaced records under the empty host.
     by_host: sled::Tree,
     keys: sled::Tree,
+    /// fingerprint → `owner \0 id` of the key.
+    by_fingerprint: sled::Tree,
     events: sled::Tree,
     cordoned: sled::Tree,
     enrollments: sled::Tree,
@@ -82,6 +84,7 @@ impl SledStore {
             by_name: db.open_tree("containers_by_name")?,
             by_host: db.open_tree("containers_by_host")?,
             keys: db.open_tree("ssh_keys")?,
+            by_fingerprint: db.open_tree("ssh_keys_by_fingerprint")?,
             events: db.open_tree("events")?,
             cordoned: db.open_tree("cordoned_hosts")?,
             enrollments: db.open_tree("enrollments")?,
@@ -92,6 +95,13 @@ impl SledStore {
 
     /// Stores written before the indexes existed get them once, at open.
     fn build_indexes(self) -> Result<SledStore, StoreError> {
+        if self.by_fingerprint.is_empty() {
+            for kv in self.keys.iter() {
+                let (k, v) = kv?;
+                let rec: KeyRecord = decode(&k, &v)?;
+                self.by_fingerprint.insert(rec.fingerprint.as_bytes(), k)?;
+            }
+        }
         if !self.by_owner.is_empty() || self.containers.is_empty() {
             return Ok(self);
         }
@@ -291,8 +301,14 @@ impl Store for SledStore {
     fn put_key(&self, rec: KeyRecord) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let k = pair(&rec.owner, &rec.id.to_be_bytes());
-            self.keys.insert(k.clone(), encode(&k, &rec)?)?;
-            Ok(())
+            let v = encode(&k, &rec)?;
+            tx_result(
+                (&self.keys, &self.by_fingerprint).transaction(|(keys, fp)| {
+                    keys.insert(k.as_slice(), v.as_slice())?;
+                    fp.insert(rec.fingerprint.as_bytes(), k.as_slice())?;
+                    Ok(())
+                }),
+            )
         })
     }
 
@@ -300,8 +316,37 @@ impl Store for SledStore {
         Box::pin(async move { Ok(decode_all(self.keys.scan_prefix(pair(owner, b"")))?) })
     }
 
+    fn key_with_fingerprint<'a>(
+        &'a self,
+        fingerprint: &'a str,
+    ) -> StoreFuture<'a, Option<KeyRecord>> {
+        Box::pin(async move {
+            match self.by_fingerprint.get(fingerprint.as_bytes())? {
+                Some(k) => Ok(get(&self.keys, &k)?),
+                None => Ok(None),
+            }
+        })
+    }
+
     fn delete_key<'a>(&'a self, owner: &'a str, id: u64) -> StoreFuture<'a, bool> {
-        Box::pin(async move { Ok(self.keys.remove(pair(owner, &id.to_be_bytes()))?.is_some()) })
+        Box::pin(async move {
+            let k = pair(owner, &id.to_be_bytes());
+            tx_result(
+                (&self.keys, &self.by_fingerprint).transaction(|(keys, fp)| {
+                    let Some(v) = keys.remove(k.as_slice())? else {
+                        return Ok(false);
+                    };
+                    let rec: KeyRecord = decode(&k, &v).map_err(|e| TxError::Abort(e.into()))?;
+                    if fp
+                        .get(rec.fingerprint.as_bytes())?
+                        .is_some_and(|at| at == k.as_slice())
+                    {
+                        fp.remove(rec.fingerprint.as_bytes())?;
+                    }
+                    Ok(true)
+                }),
+            )
+        })
     }
 
     fn set_cordoned<'a>(&'a self, host: &'a str, cordoned: bool) -> StoreFuture<'a, ()> {
@@ -361,7 +406,16 @@ mod tests {
             let s = SledStore::open(&dir).expect("open");
             conformance::fill(&s).await;
         }
-        let s = SledStore::open(&dir).expect("reopen");
+        // sled's flusher thread lets go of the file lock a moment after the last handle.
+        let mut reopened = SledStore::open(&dir);
+        for _ in 0..50 {
+            if reopened.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            reopened = SledStore::open(&dir);
+        }
+        let s = reopened.expect("reopen");
         conformance::check_filled(&s).await;
         let _ = std::fs::remove_dir_all(&dir);
     }

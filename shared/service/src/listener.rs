@@ -3,12 +3,15 @@
 //! out, or `ECONNABORTED` — are retried after a pause that doubles from 1 ms to 1 s, so a
 //! listener never spins on an error that the next call would repeat. Each connection comes
 //! with an owned semaphore permit; holding it for the connection's life caps how many run at
-//! once, and the next `accept` waits while the cap is reached.
+//! once, and the next `accept` waits while the cap is reached. An optional cap per client
+//! address ([`Listener::per_peer`]) keeps one client from taking every place: its next
+//! connection is closed at once while it holds that many.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -22,14 +25,35 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 pub struct Listener {
     listener: TcpListener,
     limit: Arc<Semaphore>,
+    per_peer: usize,
+    peers: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 /// One accepted connection. Keep `permit` until the connection is done: dropping it frees a
-/// place under the listener's cap.
+/// place under the listener's caps.
 pub struct Connection {
     pub stream: TcpStream,
     pub peer: SocketAddr,
-    pub permit: OwnedSemaphorePermit,
+    pub permit: Permit,
+}
+
+/// A connection's places under the listener's caps, given back when dropped.
+pub struct Permit {
+    _all: OwnedSemaphorePermit,
+    peer: IpAddr,
+    peers: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = peers.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                peers.remove(&self.peer);
+            }
+        }
+    }
 }
 
 impl Listener {
@@ -38,7 +62,15 @@ impl Listener {
         Listener {
             listener,
             limit: Arc::new(Semaphore::new(max_connections)),
+            per_peer: usize::MAX,
+            peers: Arc::default(),
         }
+    }
+
+    /// At most `max` connections at once from one client address.
+    pub fn per_peer(mut self, max: usize) -> Listener {
+        self.per_peer = max.max(1);
+        self
     }
 
     /// Binds `addr` and serves it with at most `max_connections` connections at once.
@@ -56,14 +88,31 @@ impl Listener {
     /// The next connection, once the cap leaves room for it. Never fails: errors are logged
     /// and retried with backoff.
     pub async fn accept(&self) -> Connection {
-        let Ok(permit) = self.limit.clone().acquire_owned().await else {
+        let Ok(all) = self.limit.clone().acquire_owned().await else {
             unreachable!("a listener never closes its semaphore")
         };
-        let (stream, peer) = retry(|| self.listener.accept()).await;
-        Connection {
-            stream,
-            peer,
-            permit,
+        loop {
+            let (stream, peer) = retry(|| self.listener.accept()).await;
+            let ip = peer.ip();
+            {
+                let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+                let n = peers.entry(ip).or_default();
+                if *n >= self.per_peer {
+                    tracing::debug!(%peer, cap = self.per_peer, "connection refused: too many from this address");
+                    continue;
+                }
+                *n += 1;
+            }
+            let permit = Permit {
+                _all: all,
+                peer: ip,
+                peers: self.peers.clone(),
+            };
+            return Connection {
+                stream,
+                peer,
+                permit,
+            };
         }
     }
 }
@@ -131,6 +180,40 @@ mod tests {
         assert!(
             third.is_ok(),
             "a freed place was not handed to the waiting connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_address_cannot_take_more_than_its_share() {
+        let l = Listener::bind((Ipv4Addr::LOCALHOST, 0).into(), 10)
+            .await
+            .expect("bind")
+            .per_peer(2);
+        let addr = l.local_addr().expect("addr");
+        let near = |ip: [u8; 4]| async move {
+            let s = tokio::net::TcpSocket::new_v4().expect("socket");
+            s.bind((Ipv4Addr::from(ip), 0).into()).expect("bind client");
+            s.connect(addr).await.expect("connect")
+        };
+        let _a = [near([127, 0, 0, 2]).await, near([127, 0, 0, 2]).await];
+        let mut over = near([127, 0, 0, 2]).await;
+        let _b = near([127, 0, 0, 3]).await;
+        let (first, second) = (l.accept().await, l.accept().await);
+        // The third from 127.0.0.2 is closed; the one from 127.0.0.3 is served.
+        let third = l.accept().await;
+        assert_eq!(third.peer.ip(), Ipv4Addr::new(127, 0, 0, 3));
+        let mut buf = [0u8; 1];
+        let n = tokio::io::AsyncReadExt::read(&mut over, &mut buf).await;
+        assert!(
+            matches!(n, Ok(0) | Err(_)),
+            "the over-cap connection stayed open"
+        );
+        drop((first, second));
+        let _again = near([127, 0, 0, 2]).await;
+        let fourth = tokio::time::timeout(Duration::from_secs(5), l.accept()).await;
+        assert!(
+            fourth.is_ok(),
+            "freed places were not given back to the address"
         );
     }
 

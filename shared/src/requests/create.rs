@@ -2,6 +2,7 @@
 
 use super::{Check, Validate, BOOL, STRING, STRINGS, STRING_MAP, UINT, UINTS};
 use crate::api::CreateContainer;
+use crate::protocol::Runtime;
 use crate::validation;
 use std::collections::BTreeMap;
 
@@ -32,6 +33,7 @@ body! {
         region: String,
         host_key: String,
         ports: serde_json::Value,
+        runtime: String,
     }
 }
 
@@ -105,6 +107,14 @@ impl Validate for CreateBody {
         {
             c.errors.add("host_key", "is not a host key");
         }
+        let runtime = match c.optional("runtime", self.runtime, STRING).as_deref() {
+            None | Some("runc") => Runtime::Runc,
+            Some("gvisor") => Runtime::Gvisor,
+            Some(_) => {
+                c.errors.add("runtime", "must be runc or gvisor");
+                Runtime::Runc
+            }
+        };
         let mut ssh_key_ids = ssh_key_ids.unwrap_or_default();
         ssh_key_ids.dedup();
         Some(CreateContainer {
@@ -120,6 +130,7 @@ impl Validate for CreateBody {
             ports,
             region,
             host_key,
+            runtime,
         })
     }
 }

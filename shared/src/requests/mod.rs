@@ -21,11 +21,29 @@ pub enum Input<T> {
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Input<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
+        let v = integral(serde_json::Value::deserialize(d)?);
         if v.is_null() {
             return Ok(Input::Absent);
         }
         Ok(serde_json::from_value(v).map_or(Input::Wrong, Input::Given))
+    }
+}
+
+/// `v` with every number that has no fraction (`8080.0`, `1e3`) as that integer: JSON has one
+/// number type, and JSON Schema (so the OpenAPI document) calls `8080.0` an integer.
+fn integral(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    const TWO_64: f64 = 18_446_744_073_709_551_616.0;
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    match v {
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && (0.0..TWO_64).contains(&f) => Value::from(f as u64),
+            Some(f) if f.fract() == 0.0 && (-TWO_63..0.0).contains(&f) => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(a) => Value::Array(a.into_iter().map(integral).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, integral(v))).collect()),
+        v => v,
     }
 }
 

@@ -110,3 +110,27 @@ fn small_bodies() {
     assert_eq!(action(json!({"type": "power_on"})), Ok(Action::PowerOn));
     assert!(action(json!({"type": "explode"})).is_err());
 }
+
+#[test]
+fn numbers_without_a_fraction_are_integers() {
+    let c = create(
+        json!({"name": "web", "ssh_key_ids": [1.0], "memory_mb": 256.0,
+        "storage_gb": 1e1, "ports": [8080.0]}),
+    )
+    .expect("integral floats are integers");
+    assert_eq!((c.memory_mb, c.storage_gb), (256, 10));
+    assert_eq!((c.ssh_key_ids, c.ports), (vec![1], vec![8080]));
+    let e = create(json!({"name": "web", "ssh_key_ids": [1], "memory_mb": 256.5, "ports": [80.5]}))
+        .expect_err("a fraction is no integer");
+    assert!(
+        e.0.contains_key("memory_mb") && e.0.contains_key("ports"),
+        "{e:?}"
+    );
+    let e =
+        create(json!({"name": "web", "ssh_key_ids": [1], "memory_mb": -1.0, "storage_gb": 1e300}))
+            .expect_err("negative or huge");
+    assert!(
+        e.0.contains_key("memory_mb") && e.0.contains_key("storage_gb"),
+        "{e:?}"
+    );
+}

@@ -1,0 +1,132 @@
+//! The in-process coordinator the API tests share: real store on disk, real HTTP on port 0,
+//! no agents; tokens minted with its own key.
+
+#![allow(dead_code)]
+
+use anyhow::Result;
+use base64::Engine;
+use berth_coordinator::auth::Scopes;
+use berth_service::config::ConfigFile;
+use serde_json::Value;
+use std::time::Duration;
+
+pub struct Coordinator {
+    pub api: String,
+    pub svc: std::sync::Arc<berth_coordinator::services::Services>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Coordinator {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub async fn coordinator() -> Result<Coordinator> {
+    coordinator_with("").await
+}
+
+/// A coordinator with more `[api]` keys (TOML lines).
+pub async fn coordinator_with(api: &str) -> Result<Coordinator> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("berth-routes-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let d = dir.display();
+    let toml = format!(
+        r#"
+[api]
+listen = "127.0.0.1:0"
+domain = "berth.test"
+stop_wait = "1s"
+{api}
+[link]
+listen = "127.0.0.1:0"
+ca_cert = "{d}/ca.pem"
+ca_key = "{d}/ca.key"
+cert = "{d}/coordinator.pem"
+key = "{d}/coordinator.key"
+[store]
+path = "{d}/db"
+[auth]
+secret = "a-test-secret-of-at-least-32-bytes!!"
+"#
+    );
+    let path = dir.join("coordinator.toml");
+    std::fs::write(&path, toml)?;
+    let config = berth_coordinator::config::Config::load(&path)?;
+    berth_coordinator::pki::init(&config.link, false)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = berth_coordinator::start(config, async {
+        let _ = stopped.await;
+    })
+    .await?;
+    Ok(Coordinator {
+        api: format!("http://{}", running.api_addr),
+        svc: running.services.clone(),
+        _stop: stop,
+        dir,
+    })
+}
+
+impl Coordinator {
+    pub fn token(&self, user: &str, scopes: Option<&[(&str, &str)]>) -> Result<String> {
+        let scopes = scopes.map(|s| {
+            let mut m = Scopes::new();
+            for (res, act) in s {
+                m.entry(res.to_string()).or_default().push(act.to_string());
+            }
+            m
+        });
+        Ok(self
+            .svc
+            .auth
+            .issue(user, Duration::from_secs(600), scopes)?)
+    }
+
+    pub async fn call(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: &Value,
+    ) -> Result<(u16, Value)> {
+        let resp = reqwest::Client::new()
+            .request(method.parse()?, format!("{}{path}", self.api))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Everything `user` has, as the API shows it.
+    pub async fn state(&self, token: &str, id: &str) -> Result<Value> {
+        let mut out = Vec::new();
+        for p in [
+            "/compute/containers".to_string(),
+            "/compute/ssh-keys".to_string(),
+            format!("/compute/containers/{id}/events"),
+            format!("/compute/containers/{id}/ingress"),
+        ] {
+            out.push(self.call(token, "GET", &p, &Value::Null).await?.1);
+        }
+        Ok(Value::Array(out))
+    }
+}
+
+/// A well-formed ed25519 public key line.
+pub fn public_key(seed: u8) -> String {
+    let mut blob = Vec::new();
+    for part in [&b"ssh-ed25519"[..], &[seed; 32][..]] {
+        blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        blob.extend_from_slice(part);
+    }
+    format!(
+        "ssh-ed25519 {} t@x",
+        base64::engine::general_purpose::STANDARD.encode(blob)
+    )
+}
