@@ -78,7 +78,9 @@ impl RuntimesConfig {
         };
         let hint = "(Debian package `runsc` installs /usr/bin/runsc)";
         if !p.is_absolute() {
-            return Err(format!("[runtimes] gvisor {p:?} must be an absolute path {hint}"));
+            return Err(format!(
+                "[runtimes] gvisor {p:?} must be an absolute path {hint}"
+            ));
         }
         let meta = std::fs::metadata(p)
             .map_err(|e| format!("[runtimes] gvisor {}: {e} {hint}", p.display()))?;
@@ -171,18 +173,18 @@ impl Default for LogsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SshConfig {
+    /// A client must send its SSH banner within this long of connecting…
+    #[serde(with = "serde_duration")]
+    pub banner_timeout: Duration,
+    /// …and log in within this long (sshd's `LoginGraceTime`).
+    #[serde(with = "serde_duration")]
+    pub login_grace: Duration,
     pub enabled: bool,
     pub listen: std::net::SocketAddr,
     /// The host name or address users reach this host at; shown in `ssh_command`.
     pub public_address: Option<String>,
     /// The port users reach the SSH server at, if a NAT changes it. Defaults to the listen port.
     pub public_port: Option<u16>,
-    /// A client must send its SSH banner within this long of connecting.
-    #[serde(with = "serde_duration")]
-    pub banner_timeout: Duration,
-    /// …and log in within this long (sshd's `LoginGraceTime`).
-    #[serde(with = "serde_duration")]
-    pub login_grace: Duration,
 }
 
 impl Default for SshConfig {
@@ -339,7 +341,10 @@ mod tests {
         assert_eq!(cfg.offered(), [Runtime::Runc, Runtime::Gvisor]);
         let missing = gvisor(&dir.join("nope").display().to_string());
         let err = missing.validate().expect_err("missing");
-        assert!(err.starts_with("[runtimes] gvisor ") && err.contains("/usr/bin/runsc"), "{err}");
+        assert!(
+            err.starts_with("[runtimes] gvisor ") && err.contains("/usr/bin/runsc"),
+            "{err}"
+        );
         let dir_itself = gvisor(&dir.display().to_string());
         assert!(dir_itself.validate().is_err());
         assert!(gvisor("runsc").validate().is_err(), "relative");

@@ -7,10 +7,12 @@
 //! 5xx and never a 200; a well-made token next to each set proves the refusals are the
 //! token's and not the set-up's.
 
+mod common;
+
 use anyhow::{ensure, Context, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use berth_service::config::ConfigFile;
+use common::Coordinator;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -20,62 +22,9 @@ const SECRET: &str = "a-jwt-suite-secret-of-at-least-32-bytes!";
 /// The leeway both coordinators are configured with.
 const LEEWAY: u64 = 30;
 
-struct Coordinator {
-    api: String,
-    svc: std::sync::Arc<berth_coordinator::services::Services>,
-    _stop: tokio::sync::oneshot::Sender<()>,
-    dir: PathBuf,
-}
-
-impl Drop for Coordinator {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// A coordinator whose `[auth]` section is what `auth` writes, given its temp dir.
 async fn coordinator(auth: impl FnOnce(&Path) -> Result<String>) -> Result<Coordinator> {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("berth-jwt-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let auth = auth(&dir)?;
-    let d = dir.display();
-    let toml = format!(
-        r#"
-[api]
-listen = "127.0.0.1:0"
-domain = "berth.test"
-stop_wait = "1s"
-[link]
-listen = "127.0.0.1:0"
-ca_cert = "{d}/ca.pem"
-ca_key = "{d}/ca.key"
-cert = "{d}/coordinator.pem"
-key = "{d}/coordinator.key"
-[store]
-path = "{d}/db"
-[auth]
-leeway_secs = {LEEWAY}
-{auth}
-"#
-    );
-    let path = dir.join("coordinator.toml");
-    std::fs::write(&path, toml)?;
-    let config = berth_coordinator::config::Config::load(&path)?;
-    berth_coordinator::pki::init(&config.link, false)?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = berth_coordinator::start(config, async {
-        let _ = stopped.await;
-    })
-    .await?;
-    Ok(Coordinator {
-        api: format!("http://{}", running.api_addr),
-        svc: running.services.clone(),
-        _stop: stop,
-        dir,
-    })
+    common::start("", |d| Ok(format!("leeway_secs = {LEEWAY}\n{}", auth(d)?))).await
 }
 
 fn now() -> u64 {
@@ -154,19 +103,6 @@ impl Coordinator {
             Via::Query => http.get(url).query(&[("token", token)]),
         };
         Ok(req.send().await?.status().as_u16())
-    }
-
-    /// The status of a WebSocket handshake to `/compute/ws?token=…`.
-    async fn upgrade_status(&self, token: &str) -> Result<u16> {
-        let url = format!(
-            "{}/compute/ws?token={token}",
-            self.api.replace("http://", "ws://")
-        );
-        match tokio_tungstenite::connect_async(url).await {
-            Ok(_) => Ok(101),
-            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Ok(r.status().as_u16()),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Every case is refused with `401` through the header (and the cookie, which the same
@@ -344,7 +280,7 @@ async fn hs256_refuses_every_forged_malformed_or_untimely_token() -> Result<()> 
         s == 401,
         "a valid token in ?token= on a plain route answered {s}"
     );
-    let s = c.upgrade_status(&good).await?;
+    let s = c.upgrade_status("/compute/ws", &good).await?;
     ensure!(
         s == 101,
         "a valid token in ?token= on the upgrade answered {s}"
@@ -356,7 +292,7 @@ async fn hs256_refuses_every_forged_malformed_or_untimely_token() -> Result<()> 
         "iat an hour ahead",
     ] {
         let (_, bad) = cases.iter().find(|(w, _)| *w == what).context(what)?;
-        let s = c.upgrade_status(bad).await?;
+        let s = c.upgrade_status("/compute/ws", bad).await?;
         ensure!(
             s == 401,
             "a {what} token in ?token= on the upgrade answered {s}"
@@ -594,7 +530,7 @@ async fn rs256_refuses_hs256_tokens_signed_with_its_public_key() -> Result<()> {
         ),
     ];
     c.all_refused(&cases).await?;
-    let s = c.upgrade_status(&cases[0].1).await?;
+    let s = c.upgrade_status("/compute/ws", &cases[0].1).await?;
     ensure!(s == 401, "the confused token on the upgrade answered {s}");
     Ok(())
 }

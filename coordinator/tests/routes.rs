@@ -6,9 +6,9 @@
 
 mod common;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use berth_coordinator::api::{table, Route, Scope};
-use common::{coordinator, public_key};
+use common::coordinator;
 use serde_json::{json, Value};
 
 fn concrete(r: &Route, id: &str, key: u64) -> String {
@@ -19,16 +19,6 @@ fn concrete(r: &Route, id: &str, key: u64) -> String {
         .replace("{host_key}", "h1")
 }
 
-/// The HTTP status of a WebSocket handshake to `path`.
-async fn upgrade_status(api: &str, path: &str, token: &str) -> Result<u16> {
-    let url = format!("{}{path}?token={token}", api.replace("http://", "ws://"));
-    match tokio_tungstenite::connect_async(url).await {
-        Ok(_) => Ok(101),
-        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Ok(r.status().as_u16()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_checks_scope_and_owner_before_its_handler() -> Result<()> {
     let c = coordinator().await?;
@@ -37,26 +27,7 @@ async fn every_route_checks_scope_and_owner_before_its_handler() -> Result<()> {
     let nothing = c.token("alice", Some(&[("compute.alice.nothing", "*")]))?;
     let read_only = c.token("alice", Some(&[("compute.alice", "read")]))?;
 
-    let (s, key) = c
-        .call(
-            &alice,
-            "POST",
-            "/compute/ssh-keys",
-            &json!({"name": "k", "public_key": public_key(7)}),
-        )
-        .await?;
-    ensure!(s == 201, "adding a key: {s} {key}");
-    let key_id = key["id"].as_u64().context("key id")?;
-    let (s, created) = c
-        .call(
-            &alice,
-            "POST",
-            "/compute/containers",
-            &json!({"name": "web", "ssh_key_ids": [key_id]}),
-        )
-        .await?;
-    ensure!(s == 201, "creating a container: {s} {created}");
-    let id = created["id"].as_str().context("container id")?.to_string();
+    let (key_id, id) = c.key_and_container(&alice, 7).await?;
     let before = c.state(&alice, &id).await?;
 
     let mut checked = 0;
@@ -84,10 +55,10 @@ async fn every_route_checks_scope_and_owner_before_its_handler() -> Result<()> {
             );
         }
         if r.websocket {
-            let s = upgrade_status(&c.api, &path, &nothing).await?;
+            let s = c.upgrade_status(&path, &nothing).await?;
             ensure!(s == hidden, "{what} upgrade without its scope answered {s}");
             if matches!(r.scope, Scope::Container(_)) {
-                let s = upgrade_status(&c.api, &path, &bob).await?;
+                let s = c.upgrade_status(&path, &bob).await?;
                 ensure!(s == 404, "{what} upgrade for another user answered {s}");
             }
         }
@@ -99,10 +70,7 @@ async fn every_route_checks_scope_and_owner_before_its_handler() -> Result<()> {
         before == after,
         "refused calls changed something:\n{before}\n{after}"
     );
-    let bobs = c
-        .call(&bob, "GET", "/compute/containers", &Value::Null)
-        .await?
-        .1;
+    let bobs = c.get(&bob, "/compute/containers").await?;
     ensure!(
         bobs["containers"] == json!([]),
         "bob gained containers: {bobs}"

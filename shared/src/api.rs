@@ -67,7 +67,7 @@ pub struct Container {
     pub external_ip: Option<String>,
     /// The OCI runtime: `runc`, or `gvisor` (a user-space kernel) for untrusted workloads.
     #[serde(default)]
-    pub runtime: crate::protocol::Runtime,
+    pub runtime: crate::runtimes::Runtime,
     /// Present on `start` when the container had vanished from its host and was re-created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recreated: Option<bool>,
@@ -98,7 +98,7 @@ pub struct CreateContainer {
     pub ports: Vec<u16>,
     pub region: Option<String>,
     pub host_key: Option<String>,
-    pub runtime: crate::protocol::Runtime,
+    pub runtime: crate::runtimes::Runtime,
 }
 
 /// An ingress rule (seed `001`): external `port` on the container's host → `target_port`.

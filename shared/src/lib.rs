@@ -18,6 +18,7 @@ pub mod images;
 pub mod prom;
 pub mod protocol;
 pub mod requests;
+pub mod runtimes;
 pub mod sshkey;
 pub mod time;
 pub mod validation;

@@ -11,6 +11,7 @@
 
 use crate::api::ContainerStatus;
 use crate::catalog::Arch;
+pub use crate::runtimes::Runtime;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -61,25 +62,6 @@ pub struct ContainerSpec {
     /// The OCI runtime the container runs under.
     #[serde(default)]
     pub runtime: Runtime,
-}
-
-/// An OCI runtime a host offers: runc (the default), or gVisor's `runsc` — a user-space
-/// kernel between the container and the host's, for untrusted workloads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Runtime {
-    #[default]
-    Runc,
-    Gvisor,
-}
-
-impl Runtime {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Runtime::Runc => "runc",
-            Runtime::Gvisor => "gvisor",
-        }
-    }
 }
 
 fn runc_only() -> Vec<Runtime> {

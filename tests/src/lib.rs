@@ -43,6 +43,14 @@ pub fn image_tar() -> PathBuf {
         })
 }
 
+/// Where Debian's `runsc` (gVisor) is; agents offer gVisor when it is there.
+pub const RUNSC: &str = "/usr/bin/runsc";
+
+/// Whether gVisor's `runsc` is installed (`scripts/test` installs it).
+pub fn runsc_installed() -> bool {
+    Path::new(RUNSC).is_file()
+}
+
 fn suffix() -> String {
     use rand::Rng;
     let mut r = rand::rng();
@@ -132,6 +140,11 @@ instance_types = [
             ),
         )?;
         let host_key = "e2e-host".to_string();
+        let runtimes = if runsc_installed() {
+            format!("[runtimes]\ngvisor = \"{RUNSC}\"")
+        } else {
+            String::new()
+        };
         std::fs::write(
             dir.join("agent.toml"),
             format!(
@@ -158,6 +171,7 @@ http_listen = "127.0.0.1:{http_port}"
 https_listen = "127.0.0.1:{https_port}"
 tls_cert = "{d}/tls/ingress.pem"
 tls_key = "{d}/tls/ingress.key"
+{runtimes}
 [containerd]
 namespace = "{namespace}"
 [coordinator]

@@ -4,7 +4,7 @@
 //! and a stopped container is 409 where it must run.
 
 use anyhow::{bail, Context, Result};
-use berth_tests::ws::{next_text, Ws};
+use berth_tests::ws::{next_text, read_until};
 use berth_tests::{containerd, Setup};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -13,25 +13,6 @@ use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Terminal output until it contains `needle`.
-async fn read_until(ws: &mut Ws, needle: &str) -> Result<String> {
-    let mut seen = String::new();
-    let deadline = Instant::now() + WAIT;
-    while !seen.contains(needle) {
-        if Instant::now() > deadline {
-            bail!("never saw {needle:?} in {seen:?}");
-        }
-        let m = tokio::time::timeout(WAIT, ws.next())
-            .await
-            .with_context(|| format!("no {needle:?} in time; output so far: {seen:?}"))?
-            .context("terminal closed")??;
-        if m.is_binary() {
-            seen.push_str(&String::from_utf8_lossy(&m.into_data()));
-        }
-    }
-    Ok(seen)
-}
 
 fn is_rfc3339_nano(ts: &str) -> bool {
     ts.len() == 30 && ts.ends_with('Z') && ts.as_bytes()[19] == b'.'
@@ -113,21 +94,21 @@ async fn logs_terminal_and_metrics() -> Result<()> {
     // Terminal: a shell on a PTY, echo, resize, keystroke round trip.
     let mut term = alice.websocket(&p("/terminal")).await?;
     // Like a person, type once the prompt is there (input sent earlier may be flushed).
-    read_until(&mut term, "# ").await?;
+    read_until(&mut term, "# ", WAIT).await?;
     term.send(Message::binary(b"echo hi-$((40+2))\n".to_vec()))
         .await?;
-    read_until(&mut term, "hi-42").await?;
+    read_until(&mut term, "hi-42", WAIT).await?;
     term.send(Message::text(r#"{"type":"resize","cols":100,"rows":30}"#))
         .await?;
     term.send(Message::binary(b"stty size; echo T=$TERM\n".to_vec()))
         .await?;
-    let out = read_until(&mut term, "T=xterm-256color").await?;
+    let out = read_until(&mut term, "T=xterm-256color", WAIT).await?;
     assert!(out.contains("30 100"), "{out:?}");
     let mut rtts = Vec::new();
     for _ in 0..50 {
         let t = Instant::now();
         term.send(Message::binary(b"x".to_vec())).await?;
-        read_until(&mut term, "x").await?;
+        read_until(&mut term, "x", WAIT).await?;
         rtts.push(t.elapsed());
     }
     rtts.sort();

@@ -10,7 +10,7 @@ use crate::runtime::{gvisor, oci, RuntimeError};
 use aws_lc_rs::digest;
 use berth_shared::protocol::{ContainerSpec, Runtime};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// What, if changed, needs the containerd container re-created (volumes are kept).
@@ -65,18 +65,28 @@ impl Reconciler {
             .iter()
             .map(|(h, t)| oci::Volume { host: h, target: t })
             .collect();
-        let netns = match &self.network {
-            Some(n) => Some(n.ensure(id)?.0),
+        let net = match &self.network {
+            Some(n) => Some(n.ensure(id)?),
             None => None,
         };
-        let json = oci::spec(spec, &img, &self.cfg.init_binary, &vols, netns.as_deref());
+        let netns = net.as_ref().map(|(path, _)| path.as_path());
+        let json = oci::spec(spec, &img, &self.cfg.init_binary, &vols, netns);
         let wrapper = match runsc {
-            Some(runsc) => Some(gvisor::write_wrapper(
-                &self.gvisor_dir(),
-                id,
-                runsc,
-                netns.as_deref(),
-            )?),
+            Some(runsc) => {
+                // Parsed before: `network` exists only with a valid subnet.
+                let subnet = crate::subnet::Subnet::parse(&self.cfg.network.subnet).ok();
+                let gv_net = net
+                    .as_ref()
+                    .zip(subnet)
+                    .map(|((netns, ip), s)| gvisor::Net {
+                        netns,
+                        address: *ip,
+                        prefix: s.prefix,
+                        gateway: s.gateway(),
+                    });
+                let dir = self.gvisor_dir();
+                Some(gvisor::write_wrapper(&dir, id, runsc, gv_net.as_ref())?)
+            }
             None => None,
         };
         self.rt.ensure_snapshot(id, &img.chain_id).await?;

@@ -1,20 +1,32 @@
 //! gVisor containers: made like runc ones, with containerd's runc shim told (its `Options`,
 //! `binary_name`) to run a wrapper of gVisor's `runsc` instead of `runc`, as Docker runs
-//! runsc. The wrapper, one per container under `<data_dir>/gvisor/`, exists for two reasons:
+//! runsc. The wrapper, one per container under `<data_dir>/gvisor/`, is there because of three things runsc does:
 //!
 //! - runsc builds the sandbox's network (its own netstack) from the interfaces of the
 //!   container's network namespace, and refuses one where `/proc/sys/net/core/rmem_default`
 //!   exists ("cannot run with network enabled in root network namespace"): the test older
-//!   runsc releases (Debian's 20221219) use for "this is the host's namespace". Kernels since
-//!   6.x show that file in every namespace, so the wrapper hides it — an empty read-only tmpfs
+//!   runsc releases (Debian's 20221219) use for "this is the host's namespace". Newer kernels
+//!   (6.18 here) show that file in every namespace, so the wrapper hides it — an empty read-only tmpfs
 //!   on `/proc/sys/net/core` of the container's namespace, in a private mount namespace of
 //!   runsc's own — when, and only when, it is there.
-//! - A container without a prepared network namespace runs with `--network=none`.
+//! - runsc moves the address and routes of `eth0` from the namespace into the sandbox it
+//!   starts (so that the host's kernel does not answer for it too); the namespace is kept
+//!   across stop and start, so before every start the wrapper gives them back.
+//! - Without a prepared network namespace it would refuse the new one just the same: such a
+//!   container runs with `--network=none`.
 //!
-//! Everything else runsc takes from the same OCI spec and the same shim as runc.
+//! Every call passes `--oci-seccomp`, so that the spec's seccomp profile (Docker's, as runc
+//! containers have it) is enforced by gVisor's kernel on the container's init and what it
+//! starts; runsc ignores it otherwise. That runsc puts no filter on processes started by exec
+//! (SSH sessions, the terminal), which only gVisor's kernel itself confines.
+//! Everything else runsc takes from the same OCI spec and the same shim as runc: it leaves out
+//! what it does not implement (the read-only cgroupfs and mqueue mounts; the masked /proc and
+//! /sys paths are absent or empty in its own) and puts its sandbox — sentry, gofer and the
+//! container's processes — in the spec's cgroup, so the limits and `usage` cover all of it.
 
 use super::RuntimeError;
 use std::io::Write;
+use std::net::Ipv4Addr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -50,26 +62,45 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The wrapper script of a container whose network namespace is `netns` (`None`: no network).
-fn script(id: &str, runsc: &Path, netns: Option<&Path>) -> String {
-    let runsc = quote(&runsc.display().to_string());
+/// A container's network as CNI made it: its namespace, `eth0`'s address and the gateway.
+pub struct Net<'a> {
+    pub netns: &'a Path,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+}
+
+/// The wrapper script of a container on `net` (`None`: no network).
+fn script(id: &str, runsc: &Path, net: Option<&Net>) -> String {
+    // The spec's seccomp profile (Docker's, as runc containers get) applies inside too.
+    let runsc = format!("{} --oci-seccomp", quote(&runsc.display().to_string()));
     let head = format!(
         "#!/bin/sh\n# berth-agent: gVisor's runsc for container {id}, run by containerd's runc shim.\n\
          # See agent/src/runtime/gvisor.rs for why it is wrapped.\n\
          PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nexport PATH\n"
     );
-    let Some(netns) = netns else {
+    let Some(net) = net else {
         return format!("{head}exec {runsc} --network=none \"$@\"\n");
     };
-    let netns = quote(&netns.display().to_string());
+    let netns = quote(&net.netns.display().to_string());
+    let (address, prefix, gateway) = (net.address, net.prefix, net.gateway);
     format!(
-        "{head}netns={netns}\n\
-         if [ -e \"$netns\" ] && nsenter --net=\"$netns\" test -e /proc/sys/net/core/rmem_default; then\n  \
-         exec unshare --mount --propagation private /bin/sh -c \
-         'nsenter --net=\"$1\" mount -t tmpfs -o ro,size=4k berth-runsc /proc/sys/net/core && shift && exec \"$@\"' \
-         sh \"$netns\" {runsc} \"$@\"\n\
-         fi\n\
-         exec {runsc} \"$@\"\n"
+        r#"{head}netns={netns}
+# Only `runsc start` (of the sandbox's first process) takes the namespace's network.
+start=
+for a in "$@"; do [ "$a" = start ] && start=1; done
+[ -n "$start" ] && [ -e "$netns" ] || exec {runsc} "$@"
+in_ns() {{ nsenter --net="$netns" "$@"; }}
+# runsc moves eth0's address and routes into the sandbox, leaving the namespace without them
+# once it stops: a start after a stop puts them back first.
+in_ns ip -4 -o addr show dev eth0 | grep -q ' inet ' || in_ns ip addr add {address}/{prefix} dev eth0 || exit 1
+in_ns ip route replace default via {gateway} dev eth0 || exit 1
+# runsc's "is this the host's namespace" probe; hidden from it where every namespace has it.
+if in_ns test -e /proc/sys/net/core/rmem_default; then
+  exec unshare --mount --propagation private /bin/sh -c 'nsenter --net="$1" mount -t tmpfs -o ro,size=4k berth-runsc /proc/sys/net/core && shift && exec "$@"' sh "$netns" {runsc} "$@"
+fi
+exec {runsc} "$@"
+"#
     )
 }
 
@@ -83,7 +114,7 @@ pub fn write_wrapper(
     dir: &Path,
     id: &str,
     runsc: &Path,
-    netns: Option<&Path>,
+    net: Option<&Net>,
 ) -> Result<PathBuf, RuntimeError> {
     let io = |what: &'static str, path: &Path| {
         let path = path.to_path_buf();
@@ -99,7 +130,7 @@ pub fn write_wrapper(
         .mode(0o700)
         .open(&tmp)
         .map_err(io("write gvisor wrapper", &tmp))?;
-    f.write_all(script(id, runsc, netns).as_bytes())
+    f.write_all(script(id, runsc, net).as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(io("write gvisor wrapper", &tmp))?;
     drop(f);
@@ -111,6 +142,9 @@ pub fn write_wrapper(
 
 /// Removes container `id`'s wrapper, if there is one.
 pub fn remove_wrapper(dir: &Path, id: &str) -> Result<(), RuntimeError> {
+    if !berth_shared::ids::is_container_id(id) {
+        return Ok(()); // not one of ours: never a path built from it
+    }
     let path = wrapper_path(dir, id);
     match std::fs::remove_file(&path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RuntimeError::Io {
@@ -130,8 +164,8 @@ mod tests {
     fn options_are_field_six_as_containerd_encodes_them() {
         let any = runc_options(Path::new("/var/lib/berth-agent/gvisor/abc12345"));
         assert_eq!(any.type_url, "containerd.runc.v1.Options");
-        // Key 0x32 (field 6, length-delimited), length 37, the bytes.
-        assert_eq!(any.value[..2], [0x32, 37]);
+        // Key 0x32 (field 6, length-delimited), length 36, the bytes.
+        assert_eq!(any.value[..2], [0x32, 36]);
         assert_eq!(&any.value[2..], b"/var/lib/berth-agent/gvisor/abc12345");
         let long = "/x".repeat(100);
         let any = runc_options(Path::new(&long));
@@ -139,18 +173,23 @@ mod tests {
     }
 
     #[test]
-    fn the_script_hides_the_probe_only_in_the_containers_namespace() {
-        let s = script(
-            "abc12345",
-            Path::new("/usr/bin/runsc"),
-            Some(Path::new("/run/berth/netns/abc12345")),
-        );
+    fn the_script_mends_the_namespace_only_for_start() {
+        let net = Net {
+            netns: Path::new("/run/berth/netns/abc12345"),
+            address: Ipv4Addr::new(10, 89, 0, 7),
+            prefix: 24,
+            gateway: Ipv4Addr::new(10, 89, 0, 1),
+        };
+        let s = script("abc12345", Path::new("/usr/bin/runsc"), Some(&net));
         assert!(s.starts_with("#!/bin/sh\n"));
         assert!(s.contains("netns='/run/berth/netns/abc12345'\n"));
+        assert!(s.contains("|| exec '/usr/bin/runsc' --oci-seccomp \"$@\"\n"));
+        assert!(s.contains("ip addr add 10.89.0.7/24 dev eth0"));
+        assert!(s.contains("ip route replace default via 10.89.0.1 dev eth0"));
         assert!(s.contains("nsenter --net=\"$1\" mount -t tmpfs"));
-        assert!(s.ends_with("exec '/usr/bin/runsc' \"$@\"\n"));
+        assert!(s.ends_with("exec '/usr/bin/runsc' --oci-seccomp \"$@\"\n"));
         let none = script("abc12345", Path::new("/opt/it's/runsc"), None);
-        assert!(none.ends_with("exec '/opt/it'\\''s/runsc' --network=none \"$@\"\n"));
+        assert!(none.ends_with("exec '/opt/it'\\''s/runsc' --oci-seccomp --network=none \"$@\"\n"));
     }
 
     #[test]

@@ -94,15 +94,15 @@ mod tests {
             spec("aaaa1111", "web", &[ALICE], true),
             spec("bbbb2222", "web", &[ALICE, BOB], true),
         ];
-        assert_eq!(authorize(&specs, "web", &key(ALICE)), None);
-        assert_eq!(
-            authorize(&specs, "web", &key(BOB)).as_deref(),
-            Some("bbbb2222")
-        );
-        assert_eq!(
-            authorize(&specs, "aaaa1111", &key(ALICE)).as_deref(),
-            Some("aaaa1111")
-        );
+        let cases = [
+            ("web", ALICE, None),
+            ("web", BOB, Some("bbbb2222")),
+            ("aaaa1111", ALICE, Some("aaaa1111")),
+        ];
+        for (login, who, want) in cases {
+            let got = authorize(&specs, login, &key(who));
+            assert_eq!(got.as_deref(), want, "{login} with {who}");
+        }
     }
 
     #[test]

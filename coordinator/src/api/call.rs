@@ -25,6 +25,27 @@ pub type Reply = warp::reply::Response;
 pub type Params = Vec<(&'static str, String)>;
 pub type BodyStream = BoxStream<'static, Result<Bytes, warp::Error>>;
 
+/// A body must arrive whole within this long: a slow sender cannot hold a connection.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The whole body, at most `MAX_BODY` bytes.
+async fn collect(mut s: BodyStream) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = s.next().await {
+        let mut chunk = chunk.map_err(|e| ApiError::BadBody(format!("reading the body: {e}")))?;
+        if out.len() + chunk.remaining() > MAX_BODY {
+            return Err(ApiError::TooLarge);
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(out)
+}
+
 pub struct Call {
     pub svc: Arc<Services>,
     /// The verified caller; an anonymous one (no scopes at all) on public routes.
@@ -59,24 +80,15 @@ impl Call {
 
     /// The whole body, at most `MAX_BODY` bytes.
     pub(super) async fn take_body(&mut self) -> Result<Vec<u8>, ApiError> {
-        let mut out = Vec::new();
-        let Some(mut s) = self.body.take() else {
-            return Ok(out);
+        let Some(s) = self.body.take() else {
+            return Ok(Vec::new());
         };
-        while let Some(chunk) = s.next().await {
-            let mut chunk =
-                chunk.map_err(|e| ApiError::BadBody(format!("reading the body: {e}")))?;
-            if out.len() + chunk.remaining() > MAX_BODY {
-                return Err(ApiError::TooLarge);
-            }
-            while chunk.has_remaining() {
-                let part = chunk.chunk();
-                out.extend_from_slice(part);
-                let n = part.len();
-                chunk.advance(n);
-            }
+        match tokio::time::timeout(BODY_TIMEOUT, collect(s)).await {
+            Ok(r) => r,
+            Err(_) => Err(ApiError::BadBody(format!(
+                "the body did not arrive within {BODY_TIMEOUT:?}"
+            ))),
         }
-        Ok(out)
     }
 }
 

@@ -75,7 +75,13 @@ struct Incoming {
 async fn dispatch(svc: Arc<Services>, table: &[Route], path: &str, req: Incoming) -> Reply {
     let started = Instant::now();
     let method = req.method.clone();
-    let (label, result) = match find(table, &req.method, path) {
+    // HEAD is a GET without the body (hyper leaves the body out).
+    let as_method = if req.method == Method::HEAD {
+        Method::GET
+    } else {
+        req.method.clone()
+    };
+    let (label, result) = match find(table, &as_method, path) {
         Ok((route, params)) => (route.label(), run(svc.clone(), route, params, req).await),
         Err(e) => ("unmatched".to_string(), Err(e)),
     };
@@ -190,7 +196,8 @@ async fn run(
             tracing::debug!(error = %e, "token rejected");
             ApiError::Unauthenticated
         })?;
-        let unsafe_call = req.method != Method::GET || req.ws.is_some();
+        let read_only = req.method == Method::GET || req.method == Method::HEAD;
+        let unsafe_call = !read_only || req.ws.is_some();
         if source == Source::Cookie && unsafe_call && !same_origin(&req) {
             let msg = "a cross-site request cannot use the session cookie".to_string();
             return Err(Error::Forbidden(msg).into());
@@ -214,6 +221,14 @@ async fn run(
     }
     if route.body.is_some() && !is_json(&req) {
         return Err(ApiError::NotJson);
+    }
+    let declared = req
+        .headers
+        .get(warp::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if route.body.is_some() && declared.is_some_and(|n| n > super::call::MAX_BODY as u64) {
+        return Err(ApiError::TooLarge);
     }
     let container = match route.scope {
         Scope::Container(_) => Some(svc.containers.owned(&user.id, id).await?),

@@ -25,67 +25,35 @@ pub enum ApiError {
     App(#[from] Error),
 }
 
+#[rustfmt::skip]
 pub fn status_and_body(e: &ApiError) -> (StatusCode, ErrorBody) {
     use ErrorBody as B;
     use StatusCode as S;
-    let message = |m: &str| m.to_string();
+    let m = |m: &str| m.to_string();
     match e {
         ApiError::Unauthenticated => (S::UNAUTHORIZED, B::Unauthenticated),
-        ApiError::BadBody(m) => (
-            S::BAD_REQUEST,
-            B::BadRequest {
-                message: message(m),
-            },
-        ),
+        ApiError::BadBody(t) => (S::BAD_REQUEST, B::BadRequest { message: m(t) }),
         ApiError::TooLarge => {
-            let m = message("request body is too large (at most 64 KiB)");
-            (S::PAYLOAD_TOO_LARGE, B::PayloadTooLarge { message: m })
+            let message = m("request body is too large (at most 64 KiB)");
+            (S::PAYLOAD_TOO_LARGE, B::PayloadTooLarge { message })
         }
         ApiError::NotJson => {
-            let m = message("send the body as JSON with Content-Type: application/json");
-            (
-                S::UNSUPPORTED_MEDIA_TYPE,
-                B::UnsupportedMediaType { message: m },
-            )
+            let message = m("send the body as JSON with Content-Type: application/json");
+            (S::UNSUPPORTED_MEDIA_TYPE, B::UnsupportedMediaType { message })
         }
         ApiError::NoRoute => (S::NOT_FOUND, B::NotFound),
         ApiError::MethodNotAllowed(_) => (S::METHOD_NOT_ALLOWED, B::MethodNotAllowed),
         ApiError::App(e) => match e {
             Error::NotFound => (S::NOT_FOUND, B::NotFound),
-            Error::Invalid(f) => (
-                S::UNPROCESSABLE_ENTITY,
-                B::Invalid {
-                    details: f.0.clone(),
-                },
-            ),
+            Error::Invalid(f) => (S::UNPROCESSABLE_ENTITY, B::Invalid { details: f.0.clone() }),
             Error::OverQuota(d) => (S::FORBIDDEN, B::OverQuota { detail: d.clone() }),
-            Error::Conflict(m) => (
-                S::CONFLICT,
-                B::Conflict {
-                    message: message(m),
-                },
-            ),
-            Error::Forbidden(m) => (
-                S::FORBIDDEN,
-                B::Forbidden {
-                    message: message(m),
-                },
-            ),
-            Error::NotRunning(m) => (
-                S::CONFLICT,
-                B::ContainerNotRunning {
-                    message: message(m),
-                },
-            ),
-            Error::Unavailable(m) => (
-                S::SERVICE_UNAVAILABLE,
-                B::Unavailable {
-                    message: message(m),
-                },
-            ),
+            Error::Conflict(t) => (S::CONFLICT, B::Conflict { message: m(t) }),
+            Error::Forbidden(t) => (S::FORBIDDEN, B::Forbidden { message: m(t) }),
+            Error::NotRunning(t) => (S::CONFLICT, B::ContainerNotRunning { message: m(t) }),
+            Error::Unavailable(t) => (S::SERVICE_UNAVAILABLE, B::Unavailable { message: m(t) }),
             Error::Store(err) => {
                 tracing::error!(error = %err, "store failure");
-                (StatusCode::INTERNAL_SERVER_ERROR, ErrorBody::Internal)
+                (S::INTERNAL_SERVER_ERROR, B::Internal)
             }
         },
     }

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use base64::Engine;
 use berth_coordinator::auth::Scopes;
 use berth_service::config::ConfigFile;
@@ -29,11 +29,24 @@ pub async fn coordinator() -> Result<Coordinator> {
 
 /// A coordinator with more `[api]` keys (TOML lines).
 pub async fn coordinator_with(api: &str) -> Result<Coordinator> {
+    start(api, |_| {
+        Ok("secret = \"a-test-secret-of-at-least-32-bytes!!\"".into())
+    })
+    .await
+}
+
+/// A coordinator with more `[api]` keys and the `[auth]` section `auth` writes, given the
+/// coordinator's temp dir.
+pub async fn start(
+    api: &str,
+    auth: impl FnOnce(&std::path::Path) -> Result<String>,
+) -> Result<Coordinator> {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("berth-routes-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
+    let auth = auth(&dir)?;
     let d = dir.display();
     let toml = format!(
         r#"
@@ -51,7 +64,7 @@ key = "{d}/coordinator.key"
 [store]
 path = "{d}/db"
 [auth]
-secret = "a-test-secret-of-at-least-32-bytes!!"
+{auth}
 "#
     );
     let path = dir.join("coordinator.toml");
@@ -101,6 +114,40 @@ impl Coordinator {
             .await?;
         let status = resp.status().as_u16();
         Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// A new SSH key (from `seed`) and a container using it, both `201`: their ids.
+    pub async fn key_and_container(&self, token: &str, seed: u8) -> Result<(u64, String)> {
+        let key = serde_json::json!({"name": "k", "public_key": public_key(seed)});
+        let (s, key) = self.call(token, "POST", "/compute/ssh-keys", &key).await?;
+        anyhow::ensure!(s == 201, "adding a key: {s} {key}");
+        let key = key["id"].as_u64().context("key id")?;
+        let body = serde_json::json!({"name": "web", "ssh_key_ids": [key]});
+        let (s, created) = self
+            .call(token, "POST", "/compute/containers", &body)
+            .await?;
+        anyhow::ensure!(s == 201, "creating a container: {s} {created}");
+        let id = created["id"].as_str().context("container id")?.to_string();
+        Ok((key, id))
+    }
+
+    /// The HTTP status of a WebSocket handshake to `path` (query allowed) with `?token=`.
+    pub async fn upgrade_status(&self, path: &str, token: &str) -> Result<u16> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = format!(
+            "{}{path}{sep}token={token}",
+            self.api.replace("http://", "ws://")
+        );
+        match tokio_tungstenite::connect_async(url).await {
+            Ok(_) => Ok(101),
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Ok(r.status().as_u16()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The body of a GET that must answer.
+    pub async fn get(&self, token: &str, path: &str) -> Result<Value> {
+        Ok(self.call(token, "GET", path, &Value::Null).await?.1)
     }
 
     /// Everything `user` has, as the API shows it.

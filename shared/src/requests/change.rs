@@ -1,7 +1,10 @@
 //! Bodies that change an existing container: PATCH (rename, resize), SSH access, mounts,
 //! ingress rules and power actions.
 
-use super::{Check, Validate, BOOL, STRING, STRINGS, UINT};
+use super::{
+    ActionBody, Check, IngressBody, MountsBody, PatchBody, SshBody, Validate, BOOL, STRING,
+    STRINGS, UINT,
+};
 use crate::validation;
 
 /// What a PATCH may change, for the container it changes.
@@ -14,16 +17,6 @@ pub struct PatchLimits<'a> {
     pub instance_type: &'a str,
     /// The volume's size now: it can grow with the data in it, not shrink.
     pub storage_now: u64,
-}
-
-body! {
-    /// `PATCH /compute/containers/:id` (seeds `003`/`004`).
-    PatchBody {
-        name: String,
-        memory_mb: u64,
-        cpu_millis: u64,
-        storage_gb: u64,
-    }
 }
 
 /// A validated PATCH: only what was given.
@@ -72,13 +65,6 @@ impl Validate for PatchBody {
     }
 }
 
-body! {
-    /// `PUT /compute/containers/:id/ssh`.
-    SshBody {
-        ssh_enabled: bool,
-    }
-}
-
 impl Validate for SshBody {
     type Valid = bool;
     type Context<'a> = ();
@@ -86,13 +72,6 @@ impl Validate for SshBody {
     fn check(self, _: &(), c: &mut Check) -> Option<bool> {
         let on = c.required("ssh_enabled", self.ssh_enabled, BOOL);
         Some(on.unwrap_or(false))
-    }
-}
-
-body! {
-    /// `PUT /compute/containers/:id/mounts`.
-    MountsBody {
-        mount_paths: Vec<String>,
     }
 }
 
@@ -106,14 +85,6 @@ impl Validate for MountsBody {
             c.mount_paths(p);
         }
         Some(paths.unwrap_or_default())
-    }
-}
-
-body! {
-    /// `POST /compute/containers/:id/ingress`: external `port` → container `target_port`.
-    IngressBody {
-        port: u64,
-        target_port: u64,
     }
 }
 
@@ -140,14 +111,6 @@ impl Validate for IngressBody {
         }
         let port = port.unwrap_or_default();
         Some((port, target.map_or(port, |t| t as u16)))
-    }
-}
-
-body! {
-    /// `POST /compute/containers/:id/actions` (seed `004`).
-    ActionBody {
-        #[serde(rename = "type")]
-        kind: String,
     }
 }
 

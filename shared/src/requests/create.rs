@@ -1,10 +1,9 @@
 //! `POST /compute/containers`: the create body and its rules.
 
-use super::{Check, Validate, BOOL, STRING, STRINGS, STRING_MAP, UINT, UINTS};
+use super::{Check, CreateBody, Validate, BOOL, STRING, STRINGS, STRING_MAP, UINT, UINTS};
 use crate::api::CreateContainer;
 use crate::protocol::Runtime;
 use crate::validation;
-use std::collections::BTreeMap;
 
 /// Limits that bound container sizes; they come from configuration.
 #[derive(Debug, Clone)]
@@ -15,26 +14,6 @@ pub struct SizeLimits<'a> {
     pub default_storage_gb: u64,
     pub memory_mb: (u64, u64),
     pub storage_gb: (u64, u64),
-}
-
-body! {
-    /// `POST /compute/containers`. Ownership of `ssh_key_ids` and the image's existence are
-    /// checked by the caller, which knows the user's keys and the image list.
-    CreateBody {
-        name: String,
-        instance_type: String,
-        memory_mb: u64,
-        storage_gb: u64,
-        ssh_key_ids: Vec<u64>,
-        ssh_enabled: bool,
-        mount_paths: Vec<String>,
-        image: String,
-        env: BTreeMap<String, String>,
-        region: String,
-        host_key: String,
-        ports: serde_json::Value,
-        runtime: String,
-    }
 }
 
 impl Validate for CreateBody {

@@ -1,15 +1,7 @@
 //! Bodies of the key routes: a user's SSH public key, and an agent's enrollment.
 
-use super::{Check, Validate, STRING};
+use super::{Check, EnrollBody, KeyBody, Validate, STRING};
 use crate::sshkey::PublicKey;
-
-body! {
-    /// `POST /compute/ssh-keys`.
-    KeyBody {
-        name: String,
-        public_key: String,
-    }
-}
 
 impl Validate for KeyBody {
     /// The trimmed name and the parsed key.
@@ -36,14 +28,6 @@ impl Validate for KeyBody {
             None => None,
         };
         Some((name?.trim().to_string(), key?))
-    }
-}
-
-body! {
-    /// `POST /compute/hosts/enroll`: a one-time join token and the agent's own public key.
-    EnrollBody {
-        token: String,
-        public_key: String,
     }
 }
 

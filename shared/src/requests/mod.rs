@@ -95,15 +95,18 @@ pub trait Validate: Sized {
 
 /// A request body: a struct of [`Input`] fields that ignores fields it does not name.
 macro_rules! body {
-    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident: $ty:ty),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Default, serde::Deserialize)]
-        #[serde(default)]
-        pub struct $name {
-            $($(#[$fm])* pub $field: $crate::requests::Input<$ty>,)*
-        }
+    ($($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident: $ty:ty),* $(,)? })*) => {
+        $(
+            $(#[$m])*
+            #[derive(Debug, Default, serde::Deserialize)]
+            #[serde(default)]
+            pub struct $name {
+                $($(#[$fm])* pub $field: $crate::requests::Input<$ty>,)*
+            }
+        )*
     };
 }
+pub(crate) use body;
 
 /// Collects field messages while a body is read.
 #[derive(Default)]
@@ -160,14 +163,13 @@ impl Check {
     }
 }
 
+mod bodies;
 mod change;
 mod create;
 mod keys;
 #[cfg(test)]
 mod tests;
 
-pub use change::{
-    Action, ActionBody, IngressBody, MountsBody, Patch, PatchBody, PatchLimits, SshBody,
-};
-pub use create::{CreateBody, SizeLimits};
-pub use keys::{EnrollBody, KeyBody};
+pub use bodies::*;
+pub use change::{Action, Patch, PatchLimits};
+pub use create::SizeLimits;

@@ -112,6 +112,7 @@ utimes vfork vmsplice wait4 waitid waitpid write writev
 ";
 
 /// Docker's profile, in its order.
+#[rustfmt::skip]
 pub(super) const RULES: &[Rule] = &[
     allow(ALLOWED, When::Always),
     // Before 4.8 ptrace could bypass seccomp.
@@ -134,13 +135,10 @@ pub(super) const RULES: &[Rule] = &[
     ),
     allow("arch_prctl modify_ldt", When::Arch(&[Arch::Amd64])),
     allow("open_by_handle_at", When::Cap("CAP_DAC_READ_SEARCH")),
-    allow(
-        "bpf clone clone3 fanotify_init fsconfig fsmount fsopen fspick lookup_dcookie
+    allow("bpf clone clone3 fanotify_init fsconfig fsmount fsopen fspick lookup_dcookie
          lsm_get_self_attr lsm_list_modules lsm_set_self_attr mount mount_setattr move_mount
          open_tree perf_event_open quotactl quotactl_fd setdomainname sethostname setns syslog
-         umount umount2 unshare",
-        When::Cap("CAP_SYS_ADMIN"),
-    ),
+         umount umount2 unshare", When::Cap("CAP_SYS_ADMIN")),
     Rule {
         when: When::NoCap("CAP_SYS_ADMIN"),
         ..allow_arg("clone", 0, Op::MaskedEqual, CLONE_NS_MASK)
@@ -155,25 +153,13 @@ pub(super) const RULES: &[Rule] = &[
     },
     allow("reboot", When::Cap("CAP_SYS_BOOT")),
     allow("chroot", When::Cap("CAP_SYS_CHROOT")),
-    allow(
-        "delete_module init_module finit_module",
-        When::Cap("CAP_SYS_MODULE"),
-    ),
+    allow("delete_module init_module finit_module", When::Cap("CAP_SYS_MODULE")),
     allow("acct", When::Cap("CAP_SYS_PACCT")),
-    allow(
-        "kcmp pidfd_getfd process_madvise process_vm_readv process_vm_writev ptrace",
-        When::Cap("CAP_SYS_PTRACE"),
-    ),
+    allow("kcmp pidfd_getfd process_madvise process_vm_readv process_vm_writev ptrace", When::Cap("CAP_SYS_PTRACE")),
     allow("iopl ioperm", When::Cap("CAP_SYS_RAWIO")),
-    allow(
-        "settimeofday stime clock_settime clock_settime64",
-        When::Cap("CAP_SYS_TIME"),
-    ),
+    allow("settimeofday stime clock_settime clock_settime64", When::Cap("CAP_SYS_TIME")),
     allow("vhangup", When::Cap("CAP_SYS_TTY_CONFIG")),
-    allow(
-        "get_mempolicy mbind set_mempolicy set_mempolicy_home_node",
-        When::Cap("CAP_SYS_NICE"),
-    ),
+    allow("get_mempolicy mbind set_mempolicy set_mempolicy_home_node", When::Cap("CAP_SYS_NICE")),
     allow("syslog", When::Cap("CAP_SYSLOG")),
     allow("bpf", When::Cap("CAP_BPF")),
     allow("perf_event_open", When::Cap("CAP_PERFMON")),
