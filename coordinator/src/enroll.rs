@@ -77,10 +77,11 @@ pub async fn redeem(
     let key = base64::engine::general_purpose::STANDARD
         .decode(public_key.trim())
         .map_err(|_| Error::invalid("public_key", "must be base64"))?;
-    if key.len() != 65 || key[0] != 4 {
+    // Checked before the token is spent: a bad key must not burn it.
+    if pki::check_public_key(&key).is_err() {
         return Err(Error::invalid(
             "public_key",
-            "must be an uncompressed P-256 point",
+            "must be an uncompressed P-256 point on the curve",
         ));
     }
     if !store.redeem_enrollment(&claims.jti, &claims.sub).await? {

@@ -203,16 +203,41 @@ impl rcgen::PublicKeyData for P256Public {
 /// Signs a client certificate for `host_key` over the agent's own P-256 public key (its
 /// private key never leaves the agent): enrollment and renewal. Returns `(certificate, CA
 /// certificate)` PEM.
+/// `public_key` is an uncompressed P-256 point on the curve (not just 65 bytes).
+pub fn check_public_key(public_key: &[u8]) -> Result<(), PkiError> {
+    use aws_lc_rs::agreement::{ParsedPublicKey, UnparsedPublicKey, ECDH_P256};
+    if public_key.len() != 65 || public_key[0] != 4 {
+        return Err(PkiError::BadPublicKey);
+    }
+    ParsedPublicKey::try_from(&UnparsedPublicKey::new(&ECDH_P256, public_key))
+        .map(|_| ())
+        .map_err(|_| PkiError::BadPublicKey)
+}
+
 pub fn issue_for_key(
     link: &LinkConfig,
     host_key: &str,
     public_key: &[u8],
 ) -> Result<(String, String), PkiError> {
     let params = agent_params(link, host_key)?;
-    if public_key.len() != 65 || public_key[0] != 4 {
-        return Err(PkiError::BadPublicKey);
-    }
+    check_public_key(public_key)?;
     let cert = params.signed_by(&P256Public(public_key.to_vec()), &issuer(link)?)?;
     let ca = std::fs::read_to_string(&link.ca_cert).map_err(io_err(&link.ca_cert))?;
     Ok((cert.pem(), ca))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_public_key;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+
+    #[test]
+    fn only_points_on_the_curve_are_keys() {
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("key");
+        assert!(check_public_key(pair.public_key().as_ref()).is_ok());
+        let mut off_curve = vec![4u8];
+        off_curve.extend_from_slice(&[1u8; 64]);
+        assert!(check_public_key(&off_curve).is_err());
+        assert!(check_public_key(&[4u8; 33]).is_err());
+    }
 }

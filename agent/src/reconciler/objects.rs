@@ -134,7 +134,7 @@ impl Reconciler {
             .logs
             .driver
             .clone()
-            .or_else(|| std::env::current_exe().ok())
+            .or_else(installed_exe)
             .unwrap_or_else(|| "/usr/local/bin/berth-agent".into());
         crate::logs::driver::uri(&driver, &self.log_dir(), self.cfg.logs.max_bytes)
     }
@@ -156,5 +156,26 @@ impl Reconciler {
         }
         self.supervisor.forget(id);
         Ok(())
+    }
+}
+
+/// This binary's path as installed. After an upgrade replaced the file under a running agent,
+/// Linux names the old one `… (deleted)`; the new file at the same path is the driver to start.
+fn installed_exe() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    Some(installed(exe.to_str()?).into())
+}
+
+fn installed(exe: &str) -> &str {
+    exe.strip_suffix(" (deleted)").unwrap_or(exe)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_upgraded_binary_is_started_from_its_path() {
+        let old = "/usr/local/bin/berth-agent (deleted)";
+        assert_eq!(super::installed(old), "/usr/local/bin/berth-agent");
+        assert_eq!(super::installed("/x/berth-agent"), "/x/berth-agent");
     }
 }
