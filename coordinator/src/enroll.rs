@@ -77,11 +77,10 @@ pub async fn redeem(
     let key = base64::engine::general_purpose::STANDARD
         .decode(public_key.trim())
         .map_err(|_| Error::invalid("public_key", "must be base64"))?;
-    // Checked before the token is spent: a bad key must not burn it.
-    if pki::check_public_key(&key).is_err() {
+    if key.len() != 65 || key[0] != 4 {
         return Err(Error::invalid(
             "public_key",
-            "must be an uncompressed P-256 point on the curve",
+            "must be an uncompressed P-256 point",
         ));
     }
     if !store.redeem_enrollment(&claims.jti, &claims.sub).await? {
@@ -90,6 +89,14 @@ pub async fn redeem(
         ));
     }
     store.flush().await?;
+    // A used token is 409 whatever the key; a token spent on a key off the curve stays spent
+    // (only a broken or hostile client sends one).
+    if pki::check_public_key(&key).is_err() {
+        return Err(Error::invalid(
+            "public_key",
+            "is not a point on the P-256 curve; this token is now used",
+        ));
+    }
     let (certificate, ca_certificate) = pki::issue_for_key(link, &claims.sub, &key)
         .map_err(|e| Error::Unavailable(format!("issuing the certificate: {e}")))?;
     tracing::info!(host_key = %claims.sub, "agent enrolled");
