@@ -88,10 +88,6 @@ impl Hub {
         self.lock().contains_key(host)
     }
 
-    pub fn connected_count(&self) -> usize {
-        self.lock().len()
-    }
-
     /// Makes `conn` the host's connection, closing the one it replaces.
     fn register(&self, host: &str, conn: quinn::Connection) {
         if let Some(old) = self.lock().insert(host.to_string(), conn) {

@@ -70,8 +70,7 @@ impl Validate for SshBody {
     type Context<'a> = ();
 
     fn check(self, _: &(), c: &mut Check) -> Option<bool> {
-        let on = c.required("ssh_enabled", self.ssh_enabled, BOOL);
-        Some(on.unwrap_or(false))
+        c.required("ssh_enabled", self.ssh_enabled, BOOL)
     }
 }
 
@@ -84,7 +83,7 @@ impl Validate for MountsBody {
         if let Some(p) = &paths {
             c.mount_paths(p);
         }
-        Some(paths.unwrap_or_default())
+        paths
     }
 }
 
@@ -109,7 +108,7 @@ impl Validate for IngressBody {
         if target.is_some_and(|t| !(1..=65535).contains(&t)) {
             c.errors.add("target_port", "must be 1-65535");
         }
-        let port = port.unwrap_or_default();
+        let port = port?;
         Some((port, target.map_or(port, |t| t as u16)))
     }
 }
@@ -137,6 +136,6 @@ impl Validate for ActionBody {
             }
             None => None,
         };
-        Some(action.unwrap_or(Action::Reboot))
+        action
     }
 }

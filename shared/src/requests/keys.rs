@@ -39,6 +39,6 @@ impl Validate for EnrollBody {
     fn check(self, _: &(), c: &mut Check) -> Option<(String, String)> {
         let token = c.required("token", self.token, STRING);
         let key = c.required("public_key", self.public_key, STRING);
-        Some((token.unwrap_or_default(), key.unwrap_or_default()))
+        Some((token?, key?))
     }
 }
