@@ -1,16 +1,49 @@
-//! The domain side of the agent link: the hub's [`AgentEvent`]s handed, in order, to the
-//! fleet (who the host is, when it spoke, renewals) and the containers service (inventories
-//! and reports); and the periodic work — heartbeat grace and placing pending containers.
+//! The domain side of the agent link: the hub's [`AgentEvent`]s handed to the fleet (who the
+//! host is, when it spoke, renewals) and the containers service (inventories and reports) —
+//! one host's events in order, different hosts' side by side over a few workers, so one
+//! host's store writes and flushes do not hold up the rest of the fleet; and the periodic
+//! work — heartbeat grace and placing pending containers.
 
 use crate::containers::Containers;
 use crate::fleet::Fleet;
 use crate::hub::AgentEvent;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Handles agent events until the hub goes away.
+/// Workers agent events are spread over, by host.
+const WORKERS: u64 = 16;
+
+/// Hands agent events to the workers until the hub goes away; a host always goes to the
+/// same worker, so its events keep their order.
 pub async fn run(
+    mut events: mpsc::Receiver<AgentEvent>,
+    fleet: Arc<Fleet>,
+    containers: Arc<Containers>,
+) {
+    let workers: Vec<mpsc::Sender<AgentEvent>> = (0..WORKERS)
+        .map(|_| {
+            let (tx, rx) = mpsc::channel(1024);
+            tokio::spawn(work(rx, fleet.clone(), containers.clone()));
+            tx
+        })
+        .collect();
+    while let Some(ev) = events.recv().await {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        ev.host().hash(&mut h);
+        if workers[(h.finish() % WORKERS) as usize]
+            .send(ev)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// One worker: its hosts' events, in order.
+async fn work(
     mut events: mpsc::Receiver<AgentEvent>,
     fleet: Arc<Fleet>,
     containers: Arc<Containers>,

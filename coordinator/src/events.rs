@@ -2,7 +2,8 @@
 //! waiting for the host's report, and the `/compute/ws` status stream).
 
 use crate::store::ContainerRecord;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,23 +44,73 @@ impl ContainerEvent {
     }
 }
 
-/// One sender, a receiver per subscriber; a slow subscriber lags alone.
-#[derive(Clone)]
-pub struct EventBus(broadcast::Sender<ContainerEvent>);
+/// How many events one subscriber may fall behind by before it lags (and is told so).
+const BACKLOG: usize = 1024;
 
-impl Default for EventBus {
-    fn default() -> Self {
-        EventBus(broadcast::channel(1024).0)
+/// A channel per owner with subscribers, a receiver per subscriber: an event wakes only the
+/// subscribers of its owner (a thousand watchers of one user cost the others nothing), and a
+/// slow subscriber lags alone. An owner's channel goes once nobody listens.
+#[derive(Clone, Default)]
+pub struct EventBus(Arc<Mutex<HashMap<String, broadcast::Sender<ContainerEvent>>>>);
+
+impl EventBus {
+    fn owners(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<ContainerEvent>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn publish(&self, ev: ContainerEvent) {
+        let mut owners = self.owners();
+        let owner = ev.record.owner.clone();
+        if let Some(tx) = owners.get(&owner) {
+            if tx.send(ev).is_err() {
+                // Its last subscriber has gone.
+                owners.remove(&owner);
+            }
+        }
+    }
+
+    /// Every event of `owner`'s containers from now on.
+    pub fn subscribe(&self, owner: &str) -> broadcast::Receiver<ContainerEvent> {
+        self.owners()
+            .entry(owner.to_string())
+            .or_insert_with(|| broadcast::channel(BACKLOG).0)
+            .subscribe()
+    }
+
+    /// Owners with a channel (for tests: channels do not outlive their subscribers).
+    pub fn channels(&self) -> usize {
+        self.owners().len()
     }
 }
 
-impl EventBus {
-    pub fn publish(&self, ev: ContainerEvent) {
-        // No subscribers is fine.
-        let _ = self.0.send(ev);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(owner: &str) -> ContainerEvent {
+        let mut rec = crate::store::conformance::record("aaaa0001", owner, 1);
+        rec.owner = owner.into();
+        ContainerEvent::of(&rec, EventKind::Status)
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<ContainerEvent> {
-        self.0.subscribe()
+    #[test]
+    fn subscribers_see_only_their_owners_events_and_channels_go_with_them() {
+        let bus = EventBus::default();
+        let mut alice = bus.subscribe("alice");
+        let mut bob = bus.subscribe("bob");
+        bus.publish(event("alice"));
+        assert_eq!(alice.try_recv().expect("alice's").record.owner, "alice");
+        assert!(bob.try_recv().is_err(), "bob hears nothing of alice");
+        drop(bob);
+        bus.publish(event("bob"));
+        assert_eq!(
+            bus.channels(),
+            1,
+            "bob's channel went with his last subscriber"
+        );
+        bus.publish(event("carol"));
+        assert_eq!(bus.channels(), 1, "publishing to nobody makes no channel");
     }
 }

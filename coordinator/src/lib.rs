@@ -168,15 +168,13 @@ pub async fn start(
     });
 
     let metrics_task = metrics_listener.map(|l| {
-        let s = svc.clone();
+        let (s, hub) = (svc.clone(), hub.clone());
         let route = warp::path!("metrics").and(warp::get()).then(move || {
-            let s = s.clone();
+            let (s, hub) = (s.clone(), hub.clone());
             async move {
-                warp::reply::with_header(
-                    s.telemetry.render(&gauges(&s).await),
-                    "content-type",
-                    "text/plain; version=0.0.4",
-                )
+                let mut out = s.telemetry.render(&gauges(&s).await);
+                hub.render_round_trips(&mut out);
+                warp::reply::with_header(out, "content-type", "text/plain; version=0.0.4")
             }
         });
         tokio::spawn(http::serve(

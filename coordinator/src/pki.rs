@@ -3,14 +3,11 @@
 //! whose lifetime is `[link] agent_cert_validity`.
 
 use crate::config::LinkConfig;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use berth_service::ca::{self, ca_params, leaf, CaError};
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -21,12 +18,10 @@ pub enum PkiError {
         path: String,
         source: std::io::Error,
     },
-    #[error("host key {0:?} must be a DNS label (a-z, 0-9, '-', at most 63)")]
-    BadHostKey(String),
+    #[error(transparent)]
+    Ca(#[from] CaError),
     #[error("the public key must be an uncompressed P-256 point")]
     BadPublicKey,
-    #[error("certificate validity {0:?} is out of range")]
-    Validity(Duration),
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> PkiError + '_ {
@@ -54,54 +49,9 @@ fn write(path: &Path, contents: &str, secret: bool) -> Result<(), PkiError> {
     std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 
-/// The CA's parameters. They are fixed so the issuer can be rebuilt from the CA key alone.
-fn ca_params() -> Result<CertificateParams, PkiError> {
-    let mut p = CertificateParams::new(Vec::<String>::new())?;
-    p.distinguished_name
-        .push(DnType::CommonName, "Berth cluster CA");
-    p.distinguished_name.push(DnType::OrganizationName, "Berth");
-    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    Ok(p)
-}
-
-/// Sets an agent certificate's lifetime: from a little before now (clock skew between hosts)
-/// to `link.agent_cert_validity` from now.
-fn agent_validity(p: &mut CertificateParams, link: &LinkConfig) -> Result<(), PkiError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let valid = link.agent_cert_validity;
-    let skew = (valid / 10).min(Duration::from_secs(60));
-    let at = |d: Duration| {
-        time::OffsetDateTime::from_unix_timestamp(d.as_secs() as i64)
-            .map_err(|_| PkiError::Validity(valid))
-    };
-    p.not_before = at(now.saturating_sub(skew))?;
-    p.not_after = at(now + valid)?;
-    Ok(())
-}
-
 fn issuer(link: &LinkConfig) -> Result<Issuer<'static, KeyPair>, PkiError> {
     let pem = std::fs::read_to_string(&link.ca_key).map_err(io_err(&link.ca_key))?;
-    Ok(Issuer::new(ca_params()?, KeyPair::from_pem(&pem)?))
-}
-
-fn leaf(
-    names: Vec<String>,
-    cn: &str,
-    eku: ExtendedKeyUsagePurpose,
-) -> Result<CertificateParams, PkiError> {
-    let mut p = CertificateParams::new(names)?;
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![eku];
-    p.use_authority_key_identifier_extension = true;
-    Ok(p)
+    Ok(ca::issuer(&pem)?)
 }
 
 /// Creates the CA (unless it exists and `force` is off) and a fresh coordinator certificate.
@@ -130,16 +80,7 @@ pub fn init(link: &LinkConfig, force: bool) -> Result<bool, PkiError> {
 /// An agent's client certificate parameters: its host key as name, `[link]
 /// agent_cert_validity` as lifetime.
 fn agent_params(link: &LinkConfig, host_key: &str) -> Result<CertificateParams, PkiError> {
-    if !berth_shared::ids::is_host_key(host_key) {
-        return Err(PkiError::BadHostKey(host_key.to_string()));
-    }
-    let mut params = leaf(
-        vec![host_key.to_string()],
-        host_key,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    )?;
-    agent_validity(&mut params, link)?;
-    Ok(params)
+    Ok(ca::agent_params(host_key, link.agent_cert_validity)?)
 }
 
 /// Signs a certificate for an agent; writes `agent.pem`, `agent.key` and `ca.pem` into `out`.

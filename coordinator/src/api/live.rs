@@ -52,7 +52,7 @@ fn event_message(ev: &ContainerEvent) -> Message {
 
 async fn stream(socket: WebSocket, user: String, svc: Arc<Services>) {
     let (mut tx, mut rx) = socket.split();
-    let mut events = svc.containers.events().subscribe();
+    let mut events = svc.containers.events().subscribe(&user);
     let Some(first) = full_list(&svc, &user).await else {
         return;
     };
@@ -63,6 +63,7 @@ async fn stream(socket: WebSocket, user: String, svc: Arc<Services>) {
         tokio::select! {
             ev = events.recv() => {
                 let msg = match ev {
+                    // The bus is per owner already; another's event is never sent, whatever happens.
                     Ok(ev) if ev.record.owner == user => event_message(&ev),
                     Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => match full_list(&svc, &user).await {

@@ -105,7 +105,7 @@ impl Containers {
             ));
         }
 
-        let _guard = self.quota_lock.lock().await;
+        let owner_turn = self.owners.turn(user).await;
         let mine = self.store.owner_containers(user).await?;
         let mut rec = ContainerRecord {
             id: String::new(),
@@ -154,10 +154,15 @@ impl Containers {
         while self.store.container(&rec.id).await?.is_some() {
             rec.id = ids::new_container_id();
         }
-        self.try_place(&mut rec).await?;
-        self.store.insert_container(rec.clone()).await?;
+        {
+            let _placing = self.placing.lock().await;
+            self.try_place(&mut rec).await?;
+            self.store.insert_container(rec.clone()).await?;
+        }
+        // Durable before the answer and before the host hears of it; flushes of concurrent
+        // creates overlap.
         self.store.flush().await?;
-        drop(_guard);
+        drop(owner_turn);
         tracing::info!(user, id = %rec.id, host = ?rec.host_key, "container created");
         let msg = match (&rec.host_key, &rec.status_reason) {
             (Some(h), _) => format!("created; placed on host {h}"),
@@ -199,32 +204,34 @@ impl Containers {
 
     /// Places containers that found no host yet (when hosts connect, and periodically).
     pub async fn place_pending(&self) -> Result<(), Error> {
-        let _guard = self.quota_lock.lock().await;
         for mut rec in self.store.unplaced_containers().await? {
             if !rec.is_visible() {
                 continue;
             }
-            self.try_place(&mut rec).await?;
-            let Some(host) = rec.host_key.clone() else {
-                continue;
+            let stored = {
+                let _placing = self.placing.lock().await;
+                self.try_place(&mut rec).await?;
+                let Some(host) = rec.host_key.clone() else {
+                    continue;
+                };
+                let region = rec.region.clone();
+                self.store
+                    .update_container(&rec.id, &mut |r| {
+                        if r.host_key.is_some() {
+                            return None;
+                        }
+                        r.host_key = Some(host.clone());
+                        r.region = region.clone();
+                        r.status_reason = None;
+                        Some(())
+                    })
+                    .await?
+                    .filter(|r| r.host_key == rec.host_key)
             };
-            let region = rec.region.clone();
-            let stored = self
-                .store
-                .update_container(&rec.id, &mut |r| {
-                    if r.host_key.is_some() {
-                        return None;
-                    }
-                    r.host_key = Some(host.clone());
-                    r.region = region.clone();
-                    r.status_reason = None;
-                    Some(())
-                })
-                .await?;
-            if let Some(r) = stored.filter(|r| r.host_key.as_deref() == Some(&host)) {
+            if let Some(r) = stored {
                 // Durable before the host hears of it: a restart must not place it twice.
                 self.store.flush().await?;
-                tracing::info!(id = %r.id, host = %host, "pending container placed");
+                tracing::info!(id = %r.id, host = ?r.host_key, "pending container placed");
                 self.dispatch(&r).await;
             }
         }

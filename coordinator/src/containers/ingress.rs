@@ -27,7 +27,8 @@ impl Containers {
         rec: &ContainerRecord,
         (port, target_port): (u16, u16),
     ) -> Result<IngressRule, Error> {
-        let _guard = self.quota_lock.lock().await;
+        // Ports are unique per host: one decision at a time, as for placement.
+        let _guard = self.placing.lock().await;
         if rec.ingress.iter().any(|i| i.port == port) {
             return Err(taken_here(port));
         }

@@ -54,7 +54,7 @@ impl Containers {
         until: [ContainerStatus; 2],
     ) -> Result<(u64, ContainerRecord), Error> {
         let _turn = self.serial.turn(&rec.id).await;
-        let events = self.events.subscribe();
+        let events = self.events.subscribe(&rec.owner);
         let rec = self.set_desired(rec, desired).await?;
         let done = |r: &ContainerRecord| {
             until.contains(&r.status) && r.observed_generation >= rec.generation
@@ -185,6 +185,7 @@ impl Containers {
         let updated = self
             .store
             .update_container(&report.id, &mut |r| {
+                let before = observed(r);
                 // Usage is always fresh; status only counts once the agent holds the current spec.
                 r.memory_used_mb = report.memory_used_mb.or(r.memory_used_mb);
                 r.storage_used_gb = report.storage_used_gb.or(r.storage_used_gb);
@@ -200,7 +201,8 @@ impl Containers {
                     }
                     r.observed_generation = report.generation;
                 }
-                Some(())
+                // A report that changes nothing (most heartbeats) writes nothing.
+                (observed(r) != before).then_some(())
             })
             .await?;
         let Some(new) = updated else {
@@ -230,4 +232,27 @@ impl Containers {
         }
         Ok(())
     }
+}
+
+/// What a report can change in a record.
+type Observed = (
+    Option<u64>,
+    Option<f64>,
+    Option<(u64, bool)>,
+    ContainerStatus,
+    Option<String>,
+    Option<String>,
+    u64,
+);
+
+fn observed(r: &ContainerRecord) -> Observed {
+    (
+        r.memory_used_mb,
+        r.storage_used_gb,
+        r.recreated,
+        r.status,
+        r.status_reason.clone(),
+        r.external_ip.clone(),
+        r.observed_generation,
+    )
 }

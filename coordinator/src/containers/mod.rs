@@ -38,8 +38,12 @@ pub struct Containers {
     domain: String,
     /// How long start/stop wait for the host's report.
     settle_wait: Duration,
-    /// Serialises quota and name checks with the writes they guard (one coordinator).
-    quota_lock: tokio::sync::Mutex<()>,
+    /// One quota and name decision at a time per owner, with the write it guards (one
+    /// coordinator).
+    owners: serial::Serial,
+    /// One host choice at a time, with the write that takes the room: held for in-memory
+    /// work and a store write, never across a flush.
+    placing: tokio::sync::Mutex<()>,
     /// One lifecycle change at a time per container.
     serial: serial::Serial,
 }
@@ -63,7 +67,8 @@ impl Containers {
             registry: config.images.registry.as_deref().map(Registry::new),
             domain: config.api.domain.clone(),
             settle_wait: config.api.stop_wait,
-            quota_lock: tokio::sync::Mutex::new(()),
+            owners: Default::default(),
+            placing: tokio::sync::Mutex::new(()),
             serial: Default::default(),
         }
     }

@@ -1,7 +1,8 @@
 //! One change at a time per container: start, stop, actions, PATCH, mounts and delete of
 //! the same container wait for each other, so each answers with what its own change led to
 //! (a start sent beside a stop answers `running` after the stop answered `stopped`), never
-//! with the other's half-done state.
+//! with the other's half-done state. The same table, keyed by owner, serialises one owner's
+//! quota and name decisions.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -124,8 +124,8 @@ impl Fleet {
 
     /// What the containers placed on `host` are promised.
     pub async fn used_on(&self, host: &str) -> Result<Resources, Error> {
-        let placed = self.store.host_containers(host).await?;
-        Ok(placed.iter().map(ContainerRecord::resources).sum())
+        let usage = self.store.host_usage().await?;
+        Ok(usage.get(host).map(|u| u.used).unwrap_or_default())
     }
 
     /// A connected, uncordoned host for `demand` with the region it is in, or why none fits.
@@ -144,10 +144,13 @@ impl Fleet {
                 runtimes: h.info.runtimes,
             })
             .collect();
-        let mut used = HashMap::new();
-        for h in hosts.iter().filter(|h| h.connected && !h.cordoned) {
-            used.insert(h.host_key.clone(), self.used_on(&h.host_key).await?);
-        }
+        let used: HashMap<String, Resources> = self
+            .store
+            .host_usage()
+            .await?
+            .into_iter()
+            .map(|(k, u)| (k, u.used))
+            .collect();
         Ok(placement::place(&hosts, &used, demand).map(|key| {
             let region = hosts
                 .iter()

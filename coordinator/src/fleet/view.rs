@@ -4,7 +4,6 @@
 
 use super::Fleet;
 use crate::error::Error;
-use crate::store::ContainerRecord;
 use berth_shared::protocol::Resources;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -31,18 +30,10 @@ impl Fleet {
     /// Every host: heard from since start, or named by a record or a cordon.
     pub async fn view(&self) -> Result<Vec<HostView>, Error> {
         let cordoned = self.store.cordoned_hosts().await?;
-        let mut used: BTreeMap<String, Resources> = BTreeMap::new();
-        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-        for r in self.store.all_containers().await? {
-            if let Some(h) = &r.host_key {
-                *counts.entry(h.clone()).or_default() += 1;
-                let u = used.entry(h.clone()).or_default();
-                *u = u.plus(ContainerRecord::resources(&r));
-            }
-        }
+        let usage = self.store.host_usage().await?;
         let mut out: BTreeMap<String, HostView> = BTreeMap::new();
         // Hosts known from records or cordons but not (yet) seen since this coordinator started.
-        for key in counts.keys().chain(cordoned.iter()) {
+        for key in usage.keys().chain(cordoned.iter()) {
             out.insert(
                 key.clone(),
                 HostView {
@@ -81,8 +72,8 @@ impl Fleet {
             );
         }
         for (key, v) in &mut out {
-            v.used = used.get(key).copied().unwrap_or_default();
-            v.containers = counts.get(key).copied().unwrap_or(0);
+            let u = usage.get(key).copied().unwrap_or_default();
+            (v.used, v.containers) = (u.used, u.containers);
             v.cordoned = cordoned.contains(key);
         }
         Ok(out.into_values().collect())

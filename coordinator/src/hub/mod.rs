@@ -6,13 +6,14 @@ mod accept;
 
 pub use accept::{bind, serve};
 
+use berth_shared::prom::Histograms;
 use berth_shared::protocol::{
     read_frame, write_frame, ContainerReport, ContainerSpec, CoordinatorMessage, FrameError,
     HostInfo, Request, Response,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
 
@@ -61,11 +62,27 @@ pub enum AgentEvent {
     },
 }
 
+impl AgentEvent {
+    /// The host the event is from.
+    pub fn host(&self) -> &str {
+        match self {
+            AgentEvent::Connected { host, .. } | AgentEvent::Heartbeat { host, .. } => {
+                &host.host_key
+            }
+            AgentEvent::Report { host, .. }
+            | AgentEvent::Renew { host, .. }
+            | AgentEvent::Disconnected { host } => host,
+        }
+    }
+}
+
 /// The connected hosts, by host key.
 pub struct Hub {
     conns: Mutex<HashMap<String, quinn::Connection>>,
     events: mpsc::Sender<AgentEvent>,
     heartbeat_interval: Duration,
+    /// From opening a request's stream to the agent's answer, by request kind.
+    round_trips: Histograms,
 }
 
 impl Hub {
@@ -76,6 +93,7 @@ impl Hub {
             conns: Mutex::new(HashMap::new()),
             events: tx,
             heartbeat_interval,
+            round_trips: Histograms::default(),
         };
         (hub, rx)
     }
@@ -134,6 +152,7 @@ impl Hub {
             .get(host)
             .cloned()
             .ok_or_else(|| HubError::NotConnected(host.to_string()))?;
+        let began = Instant::now();
         let (mut send, mut recv) = timeout(Duration::from_secs(10), conn.open_bi())
             .await
             .map_err(|_| HubError::Timeout("a stream"))??;
@@ -145,10 +164,23 @@ impl Hub {
         .await
         {
             Err(_) => Err(HubError::Timeout("the agent's answer")),
-            Ok(Ok(Some(r))) => Ok((r, send, recv)),
+            Ok(Ok(Some(r))) => {
+                self.round_trips.observe(kind(req), began.elapsed());
+                Ok((r, send, recv))
+            }
             Ok(Ok(None)) => Err(HubError::Refused("stream closed without an answer".into())),
             Ok(Err(e)) => Err(e.into()),
         }
+    }
+
+    /// The round-trip histograms in Prometheus text.
+    pub fn render_round_trips(&self, out: &mut String) {
+        self.round_trips.render(
+            out,
+            "berth_agent_request_seconds",
+            "Requests to agents, from opening the stream to the agent's answer, by kind.",
+            "request",
+        );
     }
 
     /// Sends one request on its own stream and waits for the answer.
@@ -156,5 +188,14 @@ impl Hub {
         let (resp, mut send, _recv) = self.open(host, req).await?;
         let _ = send.finish();
         Ok(resp)
+    }
+}
+
+fn kind(req: &Request) -> &'static str {
+    match req {
+        Request::Apply(_) => "apply",
+        Request::Logs { .. } => "logs",
+        Request::Terminal { .. } => "terminal",
+        Request::Metrics { .. } => "metrics",
     }
 }

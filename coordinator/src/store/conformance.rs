@@ -2,8 +2,8 @@
 //! alone. A backend's tests call `run` on a fresh, empty store (and `fill` / `check_filled`
 //! across a reopen). Panics on the first broken promise.
 
-use super::{ContainerRecord, KeyRecord, Store, MAX_EVENTS};
-use berth_shared::protocol::DesiredState;
+use super::{ContainerRecord, HostUsage, KeyRecord, Store, MAX_EVENTS};
+use berth_shared::protocol::{DesiredState, Resources};
 
 /// A pending, unplaced record.
 pub fn record(id: &str, owner: &str, created_at: u64) -> ContainerRecord {
@@ -15,6 +15,22 @@ pub fn record(id: &str, owner: &str, created_at: u64) -> ContainerRecord {
         "status": "pending", "observed_generation": 0,
     });
     serde_json::from_value(rec).expect("a record")
+}
+
+/// What `n` conformance records (1 core, 512 MB, 5 GB each) add up to.
+fn usage(n: u64) -> HostUsage {
+    HostUsage {
+        used: Resources {
+            cpu_millis: 1000 * n,
+            memory_mb: 512 * n,
+            disk_gb: 5 * n,
+        },
+        containers: n as usize,
+    }
+}
+
+async fn usage_of(s: &dyn Store, host: &str) -> Option<HostUsage> {
+    s.host_usage().await.expect("usage").get(host).copied()
 }
 
 fn ids(v: &[ContainerRecord]) -> Vec<&str> {
@@ -68,6 +84,53 @@ async fn containers_and_indexes(s: &dyn Store) {
     );
     assert!(!ids(&s.unplaced_containers().await.expect("u")).contains(&"aaaa0001"));
     assert!(s.host_containers("h2").await.expect("host").is_empty());
+    assert_eq!(
+        usage_of(s, "h1").await,
+        Some(usage(1)),
+        "placed records count"
+    );
+    assert_eq!(
+        s.host_usage().await.expect("u").len(),
+        1,
+        "unplaced ones do not"
+    );
+    // A resize moves the sums; moving a record moves them between hosts.
+    s.update_container("bbbb0001", &mut |r| {
+        r.host_key = Some("h1".into());
+        Some(())
+    })
+    .await
+    .expect("place");
+    assert_eq!(usage_of(s, "h1").await, Some(usage(2)));
+    s.update_container("bbbb0001", &mut |r| {
+        r.memory_mb = 1024;
+        Some(())
+    })
+    .await
+    .expect("resize");
+    let mut two = usage(2);
+    two.used.memory_mb += 512;
+    assert_eq!(usage_of(s, "h1").await, Some(two));
+    s.update_container("bbbb0001", &mut |r| {
+        r.host_key = Some("h2".into());
+        r.memory_mb = 512;
+        Some(())
+    })
+    .await
+    .expect("move");
+    assert_eq!(usage_of(s, "h1").await, Some(usage(1)));
+    assert_eq!(usage_of(s, "h2").await, Some(usage(1)));
+    s.update_container("bbbb0001", &mut |r| {
+        r.host_key = None;
+        Some(())
+    })
+    .await
+    .expect("unplace");
+    assert_eq!(
+        usage_of(s, "h2").await,
+        None,
+        "a host with nothing placed has no sums"
+    );
 
     let untouched = s
         .update_container("aaaa0002", &mut |_| None)
@@ -90,6 +153,11 @@ async fn containers_and_indexes(s: &dyn Store) {
     );
     assert_eq!(s.host_containers("h1").await.expect("host").len(), 1);
     assert_eq!(s.all_containers().await.expect("all").len(), 3);
+    assert_eq!(
+        usage_of(s, "h1").await,
+        Some(usage(1)),
+        "until the host confirms"
+    );
 }
 
 async fn names(s: &dyn Store) {
@@ -127,6 +195,11 @@ async fn removal(s: &dyn Store) {
     s.remove_container("aaaa0001").await.expect("remove");
     assert!(s.container("aaaa0001").await.expect("get").is_none());
     assert!(s.host_containers("h1").await.expect("host").is_empty());
+    assert_eq!(
+        usage_of(s, "h1").await,
+        None,
+        "removed records leave the sums"
+    );
     assert!(s.events("aaaa0001").await.expect("events").is_empty());
     s.remove_container("aaaa0001")
         .await
@@ -223,4 +296,9 @@ pub async fn check_filled(s: &dyn Store) {
         .expect("n")
         .is_some());
     assert!(s.cordoned_hosts().await.expect("c").contains("h9"));
+    assert_eq!(
+        usage_of(s, "h9").await,
+        Some(usage(1)),
+        "sums survive a reopen"
+    );
 }

@@ -15,8 +15,9 @@ mod sled;
 pub use self::sled::SledStore;
 pub use records::{ContainerRecord, EventRecord, IngressRecord, KeyRecord, MAX_EVENTS};
 
+use berth_shared::protocol::Resources;
 use futures_util::future::BoxFuture;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -26,6 +27,14 @@ pub enum StoreError {
     Record(#[from] berth_service::records::RecordError),
     #[error("container {id} already exists")]
     Exists { id: String },
+}
+
+/// What the records placed on one host add up to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostUsage {
+    /// CPU, memory and disk promised to them.
+    pub used: Resources,
+    pub containers: usize,
 }
 
 /// What every store call returns.
@@ -62,6 +71,9 @@ pub trait Store: Send + Sync + 'static {
     fn host_containers<'a>(&'a self, host: &'a str) -> StoreFuture<'a, Vec<ContainerRecord>>;
     /// Records that have no host yet (host index).
     fn unplaced_containers(&self) -> StoreFuture<'_, Vec<ContainerRecord>>;
+    /// Per host, what the records placed there (deleted-but-unconfirmed ones too) add up
+    /// to: one call for placement over the whole fleet, whatever the number of records.
+    fn host_usage(&self) -> StoreFuture<'_, HashMap<String, HostUsage>>;
     /// Every record: operators' views and metrics only, never a user's request.
     fn all_containers(&self) -> StoreFuture<'_, Vec<ContainerRecord>>;
 

@@ -3,13 +3,17 @@
 //! index naming a record that is not there (or missing one that is).
 
 use super::MAX_EVENTS;
-use super::{ContainerRecord, Edit, EventRecord, KeyRecord, Store, StoreError, StoreFuture};
+use super::{
+    ContainerRecord, Edit, EventRecord, HostUsage, KeyRecord, Store, StoreError, StoreFuture,
+};
 use berth_service::records::{decode, decode_all, encode, get};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
 pub struct SledStore {
@@ -27,6 +31,39 @@ pub struct SledStore {
     events: sled::Tree,
     cordoned: sled::Tree,
     enrollments: sled::Tree,
+    /// Per-host sums of the records, kept in memory: built at open, moved by every committed
+    /// write of a record.
+    usage: Arc<Mutex<HashMap<String, HostUsage>>>,
+    flusher: Arc<Flusher>,
+}
+
+/// Group commit: one flush at a time (concurrent sled flushes can hang each other), and a
+/// caller whose writes a flush that began after them already covered returns at once.
+#[derive(Default)]
+struct Flusher {
+    turn: tokio::sync::Mutex<()>,
+    /// Tickets handed out: one per `flush` call, taken after the caller's writes.
+    issued: AtomicU64,
+    /// Every ticket up to this one is durable.
+    durable: AtomicU64,
+}
+
+impl Flusher {
+    async fn flush(&self, db: &sled::Db) -> Result<(), StoreError> {
+        let mine = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        let _turn = self.turn.lock().await;
+        if self.durable.load(Ordering::SeqCst) >= mine {
+            return Ok(());
+        }
+        // Every ticket issued by now belongs to writes made before this flush starts.
+        let covers = self.issued.load(Ordering::SeqCst);
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Sled(::sled::Error::ReportableBug(e.to_string())))??;
+        self.durable.store(covers, Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 /// `a \0 b`: index keys, so that a prefix scan of `a \0` finds exactly `a`'s entries.
@@ -88,9 +125,38 @@ impl SledStore {
             events: db.open_tree("events")?,
             cordoned: db.open_tree("cordoned_hosts")?,
             enrollments: db.open_tree("enrollments")?,
+            usage: Arc::default(),
+            flusher: Arc::default(),
             db,
         })
         .and_then(SledStore::build_indexes)
+        .and_then(SledStore::sum_usage)
+    }
+
+    fn sum_usage(self) -> Result<SledStore, StoreError> {
+        for rec in self.scan_containers(self.containers.iter())? {
+            self.account(None, Some(&rec));
+        }
+        Ok(self)
+    }
+
+    /// Moves the per-host sums from what `old` said to what `new` says (a committed write).
+    fn account(&self, old: Option<&ContainerRecord>, new: Option<&ContainerRecord>) {
+        let mut usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = old.and_then(|o| o.host_key.as_ref().map(|h| (h, o))) {
+            if let Some(u) = usage.get_mut(h.0) {
+                u.used = u.used.minus(h.1.resources());
+                u.containers = u.containers.saturating_sub(1);
+                if u.containers == 0 {
+                    usage.remove(h.0);
+                }
+            }
+        }
+        if let Some((h, n)) = new.and_then(|n| n.host_key.as_ref().map(|h| (h, n))) {
+            let u = usage.entry(h.clone()).or_default();
+            u.used = u.used.plus(n.resources());
+            u.containers += 1;
+        }
     }
 
     /// Stores written before the indexes existed get them once, at open.
@@ -155,7 +221,7 @@ impl SledStore {
         edit: &RefCell<Edit<'_>>,
         create: Option<&ContainerRecord>,
     ) -> Result<Option<ContainerRecord>, StoreError> {
-        tx_result(self.container_trees().transaction(|(c, o, n, h)| {
+        let written = tx_result(self.container_trees().transaction(|(c, o, n, h)| {
             let old: Option<ContainerRecord> = match c.get(id.as_bytes())? {
                 Some(v) => Some(decode(id.as_bytes(), &v).map_err(|e| TxError::Abort(e.into()))?),
                 None => None,
@@ -169,7 +235,7 @@ impl SledStore {
                 (Some(old), None) => {
                     let mut rec = old.clone();
                     if (edit.borrow_mut())(&mut rec).is_none() {
-                        return Ok(Some(rec));
+                        return Ok(Some((rec, None)));
                     }
                     rec
                 }
@@ -179,17 +245,20 @@ impl SledStore {
                 encode(id.as_bytes(), &new).map_err(|e| TxError::Abort(e.into()))?,
             )?;
             reindex((o, n, h), old.as_ref(), Some(&new))?;
-            Ok(Some(new))
+            Ok(Some((new, Some(old))))
+        }))?;
+        Ok(written.map(|(new, old)| {
+            if let Some(old) = old {
+                self.account(old.as_ref(), Some(&new));
+            }
+            new
         }))
     }
 }
 
 impl Store for SledStore {
     fn flush(&self) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            self.db.flush_async().await?;
-            Ok(())
-        })
+        Box::pin(self.flusher.flush(&self.db))
     }
 
     fn container<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ContainerRecord>> {
@@ -214,14 +283,16 @@ impl Store for SledStore {
 
     fn remove_container<'a>(&'a self, id: &'a str) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            tx_result(self.container_trees().transaction(|(c, o, n, h)| {
-                if let Some(v) = c.remove(id.as_bytes())? {
-                    let old: ContainerRecord =
-                        decode(id.as_bytes(), &v).map_err(|e| TxError::Abort(e.into()))?;
-                    reindex((o, n, h), Some(&old), None)?;
-                }
-                Ok(())
+            let old = tx_result(self.container_trees().transaction(|(c, o, n, h)| {
+                let Some(v) = c.remove(id.as_bytes())? else {
+                    return Ok(None);
+                };
+                let old: ContainerRecord =
+                    decode(id.as_bytes(), &v).map_err(|e| TxError::Abort(e.into()))?;
+                reindex((o, n, h), Some(&old), None)?;
+                Ok(Some(old))
             }))?;
+            self.account(old.as_ref(), None);
             for k in self.events.scan_prefix(id.as_bytes()).keys() {
                 self.events.remove(k?)?;
             }
@@ -257,6 +328,10 @@ impl Store for SledStore {
 
     fn unplaced_containers(&self) -> StoreFuture<'_, Vec<ContainerRecord>> {
         Box::pin(async move { self.indexed(&self.by_host, "") })
+    }
+
+    fn host_usage(&self) -> StoreFuture<'_, HashMap<String, HostUsage>> {
+        Box::pin(async move { Ok(self.usage.lock().unwrap_or_else(|p| p.into_inner()).clone()) })
     }
 
     fn all_containers(&self) -> StoreFuture<'_, Vec<ContainerRecord>> {

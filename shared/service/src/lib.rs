@@ -3,13 +3,14 @@
 //!
 //! Owns: loading a config file (TOML, environment overrides, validation, exit 78 on a bad one:
 //! `config`), TLS files and the rustls configurations built from them (`tls`), QUIC endpoints
-//! (`quic`), TCP accept loops that back off and cap connections (`listener`), JSON records in
+//! (`quic`), the cluster CA's certificate shapes (`ca`), TCP accept loops that back off and cap connections (`listener`), JSON records in
 //! sled trees (`records`), logging to stderr and the shutdown signal (`process`), and systemd
 //! readiness (`sdnotify`).
 //!
 //! Must not touch: what either program serves or stores — no routes, no record types, no
 //! protocol messages. Everything here is mechanism a `main` or a server loop calls.
 
+pub mod ca;
 pub mod config;
 pub mod listener;
 pub mod process;

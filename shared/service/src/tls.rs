@@ -83,15 +83,32 @@ pub fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
 
 /// The agent's end: trusts only the cluster CA and presents the agent's certificate.
 pub fn client_config(files: &TlsFiles) -> Result<ClientConfig, TlsError> {
+    client_config_from(
+        load_certs(files.ca_cert)?,
+        load_certs(files.cert)?,
+        load_key(files.key)?,
+    )
+}
+
+/// [`client_config`] over material already in memory: the CA's certificates, the agent's
+/// chain and key (the fleet simulator holds thousands of these).
+pub fn client_config_from(
+    ca: Vec<CertificateDer<'static>>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<ClientConfig, TlsError> {
     let provider = provider();
-    let verifier =
-        WebPkiServerVerifier::builder_with_provider(roots(files.ca_cert)?, provider.clone())
-            .build()
-            .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let mut store = RootCertStore::empty();
+    for c in ca {
+        store.add(c)?;
+    }
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
     let mut cfg = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_webpki_verifier(verifier)
-        .with_client_auth_cert(load_certs(files.cert)?, load_key(files.key)?)?;
+        .with_client_auth_cert(chain, key)?;
     cfg.alpn_protocols = vec![ALPN.to_vec()];
     Ok(cfg)
 }
