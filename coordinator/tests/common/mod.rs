@@ -12,9 +12,11 @@ use std::time::Duration;
 
 pub struct Coordinator {
     pub api: String,
+    /// The QUIC endpoint agents dial.
+    pub link: std::net::SocketAddr,
     pub svc: std::sync::Arc<berth_coordinator::services::Services>,
     _stop: tokio::sync::oneshot::Sender<()>,
-    dir: std::path::PathBuf,
+    pub dir: std::path::PathBuf,
 }
 
 impl Drop for Coordinator {
@@ -41,6 +43,16 @@ pub async fn start(
     api: &str,
     auth: impl FnOnce(&std::path::Path) -> Result<String>,
 ) -> Result<Coordinator> {
+    start_with(api, "", "", auth).await
+}
+
+/// [`start`] with more `[link]` keys and more sections (`tail`, TOML).
+pub async fn start_with(
+    api: &str,
+    link: &str,
+    tail: &str,
+    auth: impl FnOnce(&std::path::Path) -> Result<String>,
+) -> Result<Coordinator> {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("berth-routes-{}-{n}", std::process::id()));
@@ -61,10 +73,12 @@ ca_cert = "{d}/ca.pem"
 ca_key = "{d}/ca.key"
 cert = "{d}/coordinator.pem"
 key = "{d}/coordinator.key"
+{link}
 [store]
 path = "{d}/db"
 [auth]
 {auth}
+{tail}
 "#
     );
     let path = dir.join("coordinator.toml");
@@ -78,6 +92,7 @@ path = "{d}/db"
     .await?;
     Ok(Coordinator {
         api: format!("http://{}", running.api_addr),
+        link: running.link_addr,
         svc: running.services.clone(),
         _stop: stop,
         dir,
