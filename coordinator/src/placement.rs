@@ -3,17 +3,18 @@
 
 use berth_shared::catalog::Arch;
 use berth_shared::protocol::{Resources, Runtime};
-use std::collections::HashMap;
 
+/// A host as placement sees it, borrowed from the fleet's table: a placement over a
+/// thousand hosts copies none of them.
 #[derive(Debug, Clone)]
-pub struct Candidate {
-    pub host_key: String,
-    pub region: String,
+pub struct Candidate<'a> {
+    pub host_key: &'a str,
+    pub region: &'a str,
     pub arch: Arch,
     pub capacity: Resources,
     pub connected: bool,
     pub cordoned: bool,
-    pub runtimes: Vec<Runtime>,
+    pub runtimes: &'a [Runtime],
 }
 
 #[derive(Debug, Clone)]
@@ -40,25 +41,25 @@ fn headroom(cap: &Resources, used: &Resources, need: &Resources) -> f64 {
         .min(frac(cap.disk_gb, used.disk_gb, need.disk_gb))
 }
 
-/// Picks a host for `d`, or explains why none fits.
-pub fn place(
-    hosts: &[Candidate],
-    used: &HashMap<String, Resources>,
+/// Picks a host for `d` (`used`: what is promised on a host already), or explains why none
+/// fits.
+pub fn place<'h, 'a>(
+    hosts: &'h [Candidate<'a>],
+    used: &dyn Fn(&str) -> Resources,
     d: &Demand,
-) -> Result<String, String> {
-    let zero = Resources::default();
+) -> Result<&'h Candidate<'a>, String> {
     let mut eligible: Vec<&Candidate> = hosts
         .iter()
         .filter(|h| h.connected && !h.cordoned)
         .collect();
     if let Some(k) = &d.host_key {
-        eligible.retain(|h| &h.host_key == k);
+        eligible.retain(|h| h.host_key == k);
         if eligible.is_empty() {
             return Err(format!("host {k:?} is not connected or is cordoned"));
         }
     }
     if let Some(r) = &d.region {
-        eligible.retain(|h| &h.region == r);
+        eligible.retain(|h| h.region == r);
         if eligible.is_empty() {
             return Err(format!("no connected host in region {r:?}"));
         }
@@ -78,17 +79,15 @@ pub fn place(
         ));
     }
     eligible
-        .iter()
-        .filter(|h| {
-            let used = used.get(&h.host_key).unwrap_or(&zero);
-            used.plus(d.need).fits_in(&h.capacity)
+        .into_iter()
+        .filter_map(|h| {
+            let u = used(h.host_key);
+            u.plus(d.need)
+                .fits_in(&h.capacity)
+                .then(|| (h, headroom(&h.capacity, &u, &d.need)))
         })
-        .max_by(|a, b| {
-            let ha = headroom(&a.capacity, used.get(&a.host_key).unwrap_or(&zero), &d.need);
-            let hb = headroom(&b.capacity, used.get(&b.host_key).unwrap_or(&zero), &d.need);
-            ha.total_cmp(&hb).then_with(|| b.host_key.cmp(&a.host_key))
-        })
-        .map(|h| h.host_key.clone())
+        .max_by(|(a, ha), (b, hb)| ha.total_cmp(hb).then_with(|| b.host_key.cmp(a.host_key)))
+        .map(|(h, _)| h)
         .ok_or_else(|| {
             format!(
                 "no {} host has room for {} mCPU, {} MB memory and {} GB disk",
@@ -101,10 +100,12 @@ pub fn place(
 mod tests {
     use super::*;
 
-    fn host(key: &str, arch: Arch, region: &str) -> Candidate {
+    use std::collections::HashMap;
+
+    fn host(key: &'static str, arch: Arch, region: &'static str) -> Candidate<'static> {
         Candidate {
-            host_key: key.into(),
-            region: region.into(),
+            host_key: key,
+            region,
             arch,
             capacity: Resources {
                 cpu_millis: 4000,
@@ -113,8 +114,16 @@ mod tests {
             },
             connected: true,
             cordoned: false,
-            runtimes: vec![Runtime::Runc],
+            runtimes: &[Runtime::Runc],
         }
+    }
+
+    fn none(_: &str) -> Resources {
+        Resources::default()
+    }
+
+    fn key<'a>(r: Result<&Candidate<'a>, String>) -> Result<&'a str, String> {
+        r.map(|c| c.host_key)
     }
 
     fn demand(arch: Arch) -> Demand {
@@ -147,33 +156,34 @@ mod tests {
                 disk_gb: 10,
             },
         );
-        assert_eq!(place(&hosts, &used, &demand(Arch::Amd64)), Ok("b".into()));
-        assert_eq!(place(&hosts, &used, &demand(Arch::Arm64)), Ok("c".into()));
+        let used = |k: &str| used.get(k).copied().unwrap_or_default();
+        assert_eq!(key(place(&hosts, &used, &demand(Arch::Amd64))), Ok("b"));
+        assert_eq!(key(place(&hosts, &used, &demand(Arch::Arm64))), Ok("c"));
     }
 
     #[test]
     fn explains_why_nothing_fits() {
         let mut hosts = vec![host("a", Arch::Amd64, "r1")];
-        let e = place(&hosts, &HashMap::new(), &demand(Arch::Arm64)).expect_err("no arm");
+        let e = place(&hosts, &none, &demand(Arch::Arm64)).expect_err("no arm");
         assert!(e.contains("arm64"), "{e}");
         let mut big = demand(Arch::Amd64);
         big.need.memory_mb = 8192;
-        assert!(place(&hosts, &HashMap::new(), &big)
+        assert!(place(&hosts, &none, &big)
             .expect_err("too big")
             .contains("room"));
         hosts[0].cordoned = true;
-        assert!(place(&hosts, &HashMap::new(), &demand(Arch::Amd64)).is_err());
+        assert!(place(&hosts, &none, &demand(Arch::Amd64)).is_err());
     }
 
     #[test]
     fn gvisor_goes_only_where_it_is_offered() {
         let mut hosts = vec![host("a", Arch::Amd64, "r1"), host("b", Arch::Amd64, "r1")];
-        hosts[1].runtimes.push(Runtime::Gvisor);
+        hosts[1].runtimes = &[Runtime::Runc, Runtime::Gvisor];
         let mut d = demand(Arch::Amd64);
         d.runtime = Runtime::Gvisor;
-        assert_eq!(place(&hosts, &HashMap::new(), &d), Ok("b".into()));
+        assert_eq!(key(place(&hosts, &none, &d)), Ok("b"));
         hosts[1].connected = false;
-        assert!(place(&hosts, &HashMap::new(), &d)
+        assert!(place(&hosts, &none, &d)
             .expect_err("none")
             .contains("gvisor"));
     }
@@ -183,11 +193,11 @@ mod tests {
         let hosts = vec![host("a", Arch::Amd64, "r1"), host("b", Arch::Amd64, "r2")];
         let mut d = demand(Arch::Amd64);
         d.region = Some("r2".into());
-        assert_eq!(place(&hosts, &HashMap::new(), &d), Ok("b".into()));
+        assert_eq!(key(place(&hosts, &none, &d)), Ok("b"));
         d.region = None;
         d.host_key = Some("a".into());
-        assert_eq!(place(&hosts, &HashMap::new(), &d), Ok("a".into()));
+        assert_eq!(key(place(&hosts, &none, &d)), Ok("a"));
         d.host_key = Some("zz".into());
-        assert!(place(&hosts, &HashMap::new(), &d).is_err());
+        assert!(place(&hosts, &none, &d).is_err());
     }
 }

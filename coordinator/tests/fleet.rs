@@ -7,8 +7,8 @@
 mod common;
 
 use anyhow::{Context, Result};
-use berth_sim::{Fleet, FleetConfig};
 use berth_shared::protocol::Resources;
+use berth_sim::{Fleet, FleetConfig};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -78,10 +78,14 @@ async fn fifty_simulated_hosts_spread_containers_and_a_silenced_group_goes_unrea
     let mut placed: HashMap<String, (String, &str)> = HashMap::new();
     for n in 0..HOSTS {
         let itype = if n % 2 == 0 { "tiny" } else { "nano" };
-        let body = json!({"name": format!("c{n}"), "instance_type": itype, "ssh_key_ids": [key["id"]]});
+        let body =
+            json!({"name": format!("c{n}"), "instance_type": itype, "ssh_key_ids": [key["id"]]});
         let (s, v) = c.call(&user, "POST", "/compute/containers", &body).await?;
         anyhow::ensure!(s == 201, "create {n}: {s} {v}");
-        let host = v["host_key"].as_str().context("placed at once")?.to_string();
+        let host = v["host_key"]
+            .as_str()
+            .context("placed at once")?
+            .to_string();
         placed.insert(v["id"].as_str().context("id")?.into(), (host, itype));
     }
     let distinct: HashSet<&String> = placed.values().map(|(h, _)| h).collect();
@@ -92,7 +96,9 @@ async fn fifty_simulated_hosts_spread_containers_and_a_silenced_group_goes_unrea
         assert!(arch_ok, "{id} ({itype}) on {host}: wrong arch");
     }
     eventually("all running", Duration::from_secs(30), async || {
-        let (_, list) = c.call(&user, "GET", "/compute/containers", &Value::Null).await?;
+        let (_, list) = c
+            .call(&user, "GET", "/compute/containers", &Value::Null)
+            .await?;
         let running = list["containers"]
             .as_array()
             .context("list")?
@@ -111,20 +117,30 @@ async fn fifty_simulated_hosts_spread_containers_and_a_silenced_group_goes_unrea
         .map(|h| h.host_key().to_string())
         .collect();
     fleet.silence(0..10, true);
-    eventually("silenced hosts unreachable", Duration::from_secs(20), async || {
-        let h = hosts(&c, &admin).await?;
-        let down = silenced.iter().all(|k| h[k] == "unreachable");
-        Ok(down.then_some(h))
-    })
+    eventually(
+        "silenced hosts unreachable",
+        Duration::from_secs(20),
+        async || {
+            let h = hosts(&c, &admin).await?;
+            let down = silenced.iter().all(|k| h[k] == "unreachable");
+            Ok(down.then_some(h))
+        },
+    )
     .await
     .map(|h| {
         let up = h.values().filter(|s| *s == "connected").count();
         assert_eq!(up, HOSTS - 10, "only the silenced hosts are down: {h:?}");
     })?;
-    let (_, list) = c.call(&user, "GET", "/compute/containers", &Value::Null).await?;
+    let (_, list) = c
+        .call(&user, "GET", "/compute/containers", &Value::Null)
+        .await?;
     for v in list["containers"].as_array().context("list")? {
         let id = v["id"].as_str().context("id")?;
-        assert_eq!(v["host_key"].as_str(), Some(placed[id].0.as_str()), "{id} moved");
+        assert_eq!(
+            v["host_key"].as_str(),
+            Some(placed[id].0.as_str()),
+            "{id} moved"
+        );
     }
 
     fleet.silence(0..10, false);
@@ -133,6 +149,10 @@ async fn fifty_simulated_hosts_spread_containers_and_a_silenced_group_goes_unrea
         Ok((h.values().filter(|s| *s == "connected").count() == HOSTS).then_some(()))
     })
     .await?;
-    assert_eq!(fleet.held(), HOSTS, "nothing lost or doubled across the silence");
+    assert_eq!(
+        fleet.held(),
+        HOSTS,
+        "nothing lost or doubled across the silence"
+    );
     Ok(())
 }

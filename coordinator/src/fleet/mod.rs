@@ -129,35 +129,27 @@ impl Fleet {
     }
 
     /// A connected, uncordoned host for `demand` with the region it is in, or why none fits.
+    /// One pass over the fleet's own table; nothing of a host is copied but the winner's key.
     pub async fn place(&self, demand: &Demand) -> Result<Result<(String, String), String>, Error> {
         let cordoned = self.store.cordoned_hosts().await?;
-        let hosts: Vec<Candidate> = self
-            .hosts()
-            .into_iter()
-            .map(|h| Candidate {
-                cordoned: cordoned.contains(&h.info.host_key),
-                connected: h.connected,
-                host_key: h.info.host_key,
-                region: h.info.region,
-                arch: h.info.arch,
-                capacity: h.info.capacity,
-                runtimes: h.info.runtimes,
-            })
-            .collect();
-        let used: HashMap<String, Resources> = self
-            .store
-            .host_usage()
-            .await?
-            .into_iter()
-            .map(|(k, u)| (k, u.used))
-            .collect();
-        Ok(placement::place(&hosts, &used, demand).map(|key| {
-            let region = hosts
-                .iter()
-                .find(|h| h.host_key == key)
-                .map(|h| h.region.clone())
-                .unwrap_or_default();
-            (key, region)
+        let usage = self.store.host_usage().await?;
+        let used = |k: &str| usage.get(k).map(|u| u.used).unwrap_or_default();
+        let seen = self.lock();
+        Ok(self.hub.with_connected(|is_connected| {
+            let hosts: Vec<Candidate> = seen
+                .values()
+                .map(|s| Candidate {
+                    host_key: &s.info.host_key,
+                    region: &s.info.region,
+                    arch: s.info.arch,
+                    capacity: s.info.capacity,
+                    connected: is_connected(&s.info.host_key),
+                    cordoned: cordoned.contains(&s.info.host_key),
+                    runtimes: &s.info.runtimes,
+                })
+                .collect();
+            placement::place(&hosts, &used, demand)
+                .map(|h| (h.host_key.to_string(), h.region.to_string()))
         }))
     }
 

@@ -102,6 +102,13 @@ impl Hub {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Runs `f` with a test of whether a host is connected, over one look at the table (a
+    /// placement asks it of every host).
+    pub fn with_connected<R>(&self, f: impl FnOnce(&dyn Fn(&str) -> bool) -> R) -> R {
+        let conns = self.lock();
+        f(&|k| conns.contains_key(k))
+    }
+
     pub fn is_connected(&self, host: &str) -> bool {
         self.lock().contains_key(host)
     }

@@ -73,7 +73,7 @@ pub trait Store: Send + Sync + 'static {
     fn unplaced_containers(&self) -> StoreFuture<'_, Vec<ContainerRecord>>;
     /// Per host, what the records placed there (deleted-but-unconfirmed ones too) add up
     /// to: one call for placement over the whole fleet, whatever the number of records.
-    fn host_usage(&self) -> StoreFuture<'_, HashMap<String, HostUsage>>;
+    fn host_usage(&self) -> StoreFuture<'_, std::sync::Arc<HashMap<String, HostUsage>>>;
     /// Every record: operators' views and metrics only, never a user's request.
     fn all_containers(&self) -> StoreFuture<'_, Vec<ContainerRecord>>;
 

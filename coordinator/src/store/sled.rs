@@ -33,7 +33,7 @@ pub struct SledStore {
     enrollments: sled::Tree,
     /// Per-host sums of the records, kept in memory: built at open, moved by every committed
     /// write of a record.
-    usage: Arc<Mutex<HashMap<String, HostUsage>>>,
+    usage: Arc<Mutex<Arc<HashMap<String, HostUsage>>>>,
     flusher: Arc<Flusher>,
 }
 
@@ -142,7 +142,15 @@ impl SledStore {
 
     /// Moves the per-host sums from what `old` said to what `new` says (a committed write).
     fn account(&self, old: Option<&ContainerRecord>, new: Option<&ContainerRecord>) {
-        let mut usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let placed = |r: Option<&ContainerRecord>| {
+            r.and_then(|r| Some((r.host_key.clone()?, r.resources())))
+        };
+        if placed(old) == placed(new) {
+            return; // most writes (status, usage reports) move nothing
+        }
+        let mut shared = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        // Copied only if a reader still holds the previous sums.
+        let usage = Arc::make_mut(&mut shared);
         if let Some(h) = old.and_then(|o| o.host_key.as_ref().map(|h| (h, o))) {
             if let Some(u) = usage.get_mut(h.0) {
                 u.used = u.used.minus(h.1.resources());
@@ -330,7 +338,7 @@ impl Store for SledStore {
         Box::pin(async move { self.indexed(&self.by_host, "") })
     }
 
-    fn host_usage(&self) -> StoreFuture<'_, HashMap<String, HostUsage>> {
+    fn host_usage(&self) -> StoreFuture<'_, Arc<HashMap<String, HostUsage>>> {
         Box::pin(async move { Ok(self.usage.lock().unwrap_or_else(|p| p.into_inner()).clone()) })
     }
 

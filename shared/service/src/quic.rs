@@ -19,6 +19,42 @@ pub enum QuicError {
     },
 }
 
+/// Socket buffer asked for (the kernel caps it at `net.core.rmem_max` / `wmem_max`).
+const SOCKET_BUFFER: usize = 8 << 20;
+
+/// Gives a UDP socket room for a burst: a thousand agents dialling a restarted coordinator at
+/// once overflow the default 208 KiB, and every Initial dropped there costs its agent a
+/// retransmission timeout (seconds, doubling).
+fn roomy(socket: &std::net::UdpSocket) {
+    let s = socket2::SockRef::from(socket);
+    if let Err(e) = s
+        .set_recv_buffer_size(SOCKET_BUFFER)
+        .and_then(|()| s.set_send_buffer_size(SOCKET_BUFFER))
+    {
+        tracing::warn!(error = %e, "cannot enlarge the QUIC socket's buffers");
+    }
+}
+
+/// Random 8-byte connection ids that any later coordinator process answers with a reset.
+struct RandomCids;
+
+impl quinn::ConnectionIdGenerator for RandomCids {
+    fn generate_cid(&mut self) -> quinn::ConnectionId {
+        let mut id = [0u8; 8];
+        // aws-lc's system RNG does not fail on Linux.
+        let _ = aws_lc_rs::rand::fill(&mut id);
+        quinn::ConnectionId::new(&id)
+    }
+
+    fn cid_len(&self) -> usize {
+        8
+    }
+
+    fn cid_lifetime(&self) -> Option<Duration> {
+        None
+    }
+}
+
 /// Idle timeout used when the asked-for one is beyond what QUIC can carry.
 const FALLBACK_IDLE: quinn::VarInt = quinn::VarInt::from_u32(30_000);
 
@@ -50,15 +86,18 @@ pub fn server_endpoint(
     ctx.update(&key);
     let reset = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, ctx.finish().as_ref());
     let socket = std::net::UdpSocket::bind(listen).map_err(bind)?;
+    roomy(&socket);
     let runtime =
         quinn::default_runtime().ok_or_else(|| bind(std::io::Error::other("no async runtime")))?;
-    quinn::Endpoint::new(
-        quinn::EndpointConfig::new(Arc::new(reset)),
-        Some(server),
-        socket,
-        runtime,
-    )
-    .map_err(bind)
+    let mut endpoint = quinn::EndpointConfig::new(Arc::new(reset));
+    // quinn's default (one reset per 20 ms) would take a restarted coordinator 20 s to reset
+    // a thousand agents; a reset is smaller than the packet that caused it, so there is no
+    // amplification to guard against.
+    endpoint.min_reset_interval(Duration::from_micros(50));
+    // quinn's default connection ids are signed with a key of this process, and packets for
+    // ids of an earlier process are dropped unanswered instead of reset: plain random ids.
+    endpoint.cid_generator(|| Box::new(RandomCids));
+    quinn::Endpoint::new(endpoint, Some(server), socket, runtime).map_err(bind)
 }
 
 /// The agent's endpoint, on an ephemeral port of the address family of the coordinator's
@@ -94,5 +133,10 @@ pub fn unbound_client(v6: bool) -> Result<quinn::Endpoint, QuicError> {
     } else {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     };
-    quinn::Endpoint::client(addr).map_err(|source| QuicError::Bind { addr, source })
+    let bind = |source| QuicError::Bind { addr, source };
+    let socket = std::net::UdpSocket::bind(addr).map_err(bind)?;
+    roomy(&socket);
+    let runtime =
+        quinn::default_runtime().ok_or_else(|| bind(std::io::Error::other("no async runtime")))?;
+    quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime).map_err(bind)
 }
