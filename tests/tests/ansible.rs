@@ -88,6 +88,11 @@ fn playbook_lints_and_rolls_out_into_a_prefix() -> Result<()> {
     );
     let sysctl = std::fs::read_to_string(root.join("etc/sysctl.d/60-berth-agent.conf"))?;
     assert!(sysctl.contains("\nnet.ipv4.tcp_tw_reuse = 1\n"), "{sysctl}");
+    let sysctl = std::fs::read_to_string(root.join("etc/sysctl.d/60-berth-coordinator.conf"))?;
+    assert!(
+        sysctl.contains("\nnet.core.rmem_max = 8388608\n"),
+        "{sysctl}"
+    );
 
     for (unit, program) in [
         ("berth-agent", "berth-agent"),
