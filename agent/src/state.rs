@@ -158,18 +158,9 @@ impl State {
         self.specs()?
             .into_iter()
             .map(|s| {
-                Ok(self.report(&s.id)?.unwrap_or(ContainerReport {
-                    id: s.id,
-                    generation: 0,
-                    state: ObservedState::Pending,
-                    reason: None,
-                    memory_used_mb: None,
-                    storage_used_gb: None,
-                    recreated: None,
-                    volume_preserved: None,
-                    address: None,
-                    at: berth_shared::time::now_unix().0,
-                }))
+                Ok(self
+                    .report(&s.id)?
+                    .unwrap_or_else(|| ContainerReport::new(&s.id, 0, ObservedState::Pending)))
             })
             .collect()
     }

@@ -92,7 +92,7 @@ async fn fifty_simulated_hosts_spread_containers_and_a_silenced_group_goes_unrea
     assert_eq!(distinct.len(), HOSTS, "one container per host: {placed:?}");
     for (id, (host, itype)) in &placed {
         let n: usize = host.trim_start_matches("sim-").parse()?;
-        let arch_ok = (n % 2 == 0) == (*itype == "tiny");
+        let arch_ok = n.is_multiple_of(2) == (*itype == "tiny");
         assert!(arch_ok, "{id} ({itype}) on {host}: wrong arch");
     }
     eventually("all running", Duration::from_secs(30), async || {

@@ -127,6 +127,24 @@ pub struct ContainerReport {
     pub at: u64,
 }
 
+impl ContainerReport {
+    /// A report of `state` for one generation, observed now, saying nothing else.
+    pub fn new(id: &str, generation: u64, state: ObservedState) -> ContainerReport {
+        ContainerReport {
+            id: id.to_string(),
+            generation,
+            state,
+            reason: None,
+            memory_used_mb: None,
+            storage_used_gb: None,
+            recreated: None,
+            volume_preserved: None,
+            address: None,
+            at: crate::time::now_unix().0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Resources {
     pub cpu_millis: u64,

@@ -47,10 +47,6 @@ pub struct SimHost {
     index: u64,
 }
 
-fn now() -> u64 {
-    berth_shared::time::now_unix().0
-}
-
 impl SimHost {
     pub(crate) fn new(
         info: HostInfo,
@@ -131,16 +127,8 @@ impl SimHost {
             _ => h.report.address.clone(),
         };
         let report = ContainerReport {
-            id: spec.id.clone(),
-            generation: spec.generation,
-            state,
-            reason: None,
-            memory_used_mb: None,
-            storage_used_gb: None,
-            recreated: None,
-            volume_preserved: None,
             address,
-            at: now(),
+            ..ContainerReport::new(&spec.id, spec.generation, state)
         };
         if state == ObservedState::Deleted {
             held.remove(&spec.id);
@@ -165,18 +153,8 @@ impl SimHost {
                 }
                 Some(h) => h.spec = spec.clone(),
                 None => {
-                    let report = ContainerReport {
-                        id: spec.id.clone(),
-                        generation: spec.generation,
-                        state: ObservedState::Pending,
-                        reason: None,
-                        memory_used_mb: None,
-                        storage_used_gb: None,
-                        recreated: None,
-                        volume_preserved: None,
-                        address: None,
-                        at: now(),
-                    };
+                    let report =
+                        ContainerReport::new(&spec.id, spec.generation, ObservedState::Pending);
                     held.insert(
                         spec.id.clone(),
                         Held {
