@@ -64,7 +64,7 @@ async fn phases(s: &Settings, coord: &mut Coordinator) -> Result<Figures> {
         if let (Some(a), Some(b)) = (c0, coord.cpu_s()) {
             f.cpu_pct_rest = Some(((b - a) / t0.elapsed().as_secs_f64() * 1000.0).round() / 10.0);
         }
-        f.rss_mib_rest = coord.rss_mib();
+        f.rss_mib_rest = coord.rss_mib().map(|m| (m * 10.0).round() / 10.0);
         eprintln!("rest: {:?} MiB, {:?} %", f.rss_mib_rest, f.cpu_pct_rest);
     }
     let users = if s.runs("create") || s.runs("read") || s.runs("ws") {

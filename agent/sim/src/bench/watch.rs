@@ -70,5 +70,5 @@ pub fn quantile(xs: &mut [f64], q: f64) -> Option<f64> {
     }
     xs.sort_by(f64::total_cmp);
     let i = ((xs.len() as f64 - 1.0) * q).round() as usize;
-    Some(xs[i])
+    Some((xs[i] * 100.0).round() / 100.0)
 }
