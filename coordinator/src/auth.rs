@@ -4,6 +4,8 @@
 use crate::config::{AuthConfig, JwtAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +106,13 @@ pub struct Authenticator {
     decoding: DecodingKey,
     encoding: Option<EncodingKey>,
     validation: Validation,
+    /// Tokens verified before, with their caller and `exp`: a client sending the same token
+    /// on every request costs one signature check, not one per request.
+    verified: Mutex<HashMap<String, (User, u64)>>,
 }
+
+/// Verified tokens remembered at most; the table starts afresh when full.
+const VERIFIED_MAX: usize = 4096;
 
 fn read(path: &std::path::Path) -> Result<Vec<u8>, AuthError> {
     std::fs::read(path).map_err(|source| AuthError::KeyFile {
@@ -190,12 +198,35 @@ impl Authenticator {
             decoding,
             encoding,
             validation,
+            verified: Mutex::default(),
         })
     }
 
     /// Verifies signature, algorithm (never `none`), `exp`, `nbf` and `iat` (a token issued
     /// later than now, beyond the leeway, is refused: no clock skew explains it).
+    /// A token verified before is answered from memory until its `exp` (plus the leeway)
+    /// passes, exactly as long as verifying it again would succeed.
     pub fn verify(&self, token: &str) -> Result<User, AuthError> {
+        let (now, _) = berth_shared::time::now_unix();
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((user, exp)) = verified.get(token) {
+            if now <= exp.saturating_add(self.validation.leeway) {
+                return Ok(user.clone());
+            }
+            verified.remove(token);
+        }
+        drop(verified);
+        let (user, exp) = self.check(token)?;
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_MAX {
+            verified.clear();
+        }
+        verified.insert(token.to_string(), (user.clone(), exp));
+        Ok(user)
+    }
+
+    /// The signature and claims check itself; the caller and the token's `exp`.
+    fn check(&self, token: &str) -> Result<(User, u64), AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| AuthError::Rejected(e.to_string()))?;
         if !valid_subject(&data.claims.sub) {
@@ -209,10 +240,13 @@ impl Authenticator {
         {
             return Err(AuthError::Rejected("issued in the future".into()));
         }
-        Ok(User {
-            id: data.claims.sub,
-            scopes: data.claims.scopes,
-        })
+        Ok((
+            User {
+                id: data.claims.sub,
+                scopes: data.claims.scopes,
+            },
+            data.claims.exp,
+        ))
     }
 
     /// Signs a token for `user` valid for `ttl` (the `token` subcommand).
@@ -266,6 +300,22 @@ mod tests {
 
     const S1: &str = "0123456789abcdef0123456789abcdef";
     const S2: &str = "fedcba9876543210fedcba9876543210";
+
+    #[test]
+    fn a_remembered_token_ends_when_it_expires() {
+        let a = auth(S1);
+        let t = a
+            .issue("alice", Duration::from_secs(1), None)
+            .expect("issue");
+        assert_eq!(a.verify(&t).expect("verify").id, "alice");
+        assert_eq!(a.verify(&t).expect("from memory").id, "alice");
+        std::thread::sleep(Duration::from_millis(2100));
+        assert!(a.verify(&t).is_err(), "expired, remembered or not");
+        // A changed token is never the remembered one.
+        let mut forged = t.clone();
+        forged.pop();
+        assert!(a.verify(&forged).is_err());
+    }
 
     #[test]
     fn round_trip() {
