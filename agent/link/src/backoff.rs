@@ -1,6 +1,6 @@
 //! Reconnect delays: exponential from 500 ms to 30 s, each one drawn at random from its upper
 //! half, so that a fleet that lost its coordinator at one moment does not dial back at one
-//! moment (no stampede); back to the start after a session that lasted.
+//! moment (no stampede); back to the start after a session the coordinator welcomed.
 
 use std::time::Duration;
 
@@ -34,7 +34,7 @@ impl Backoff {
         half + half.mul_f64(rand::random::<f64>())
     }
 
-    /// A session that lasted: the next failure starts from the first step again.
+    /// A welcomed session: the next failure starts from the first step again.
     pub fn reset(&mut self) {
         self.next = self.first;
     }

@@ -11,15 +11,13 @@ use berth_shared::protocol::{
 };
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::lookup_host;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 /// Application close code with which the coordinator refuses an agent.
 const REFUSED: quinn::VarInt = quinn::VarInt::from_u32(3);
-/// A session that lasted this long resets the backoff.
-const LASTED: Duration = Duration::from_secs(30);
 
 /// Where the endpoint a session dials from comes from.
 pub enum Endpoints {
@@ -76,8 +74,8 @@ impl Dial {
 pub async fn run<H: Host>(host: Arc<H>, dial: Dial, mut reports: mpsc::Receiver<ContainerReport>) {
     let mut backoff = Backoff::default();
     loop {
-        let began = Instant::now();
-        match session(&host, &dial, &mut reports).await {
+        let mut welcomed = false;
+        match session(&host, &dial, &mut reports, &mut welcomed).await {
             Ok(()) => tracing::info!("link session ended"),
             Err(e @ (LinkError::Refused(_) | LinkError::Inventory(_))) => {
                 tracing::error!(error = %e, "link failed")
@@ -85,7 +83,9 @@ pub async fn run<H: Host>(host: Arc<H>, dial: Dial, mut reports: mpsc::Receiver<
             Err(e) => tracing::warn!(error = %e, "link down"),
         }
         host.link_up(false);
-        if began.elapsed() > LASTED {
+        // A session that was welcomed ends the run of failures: a host that just came back
+        // and then lost a restarting coordinator dials again as soon as anyone.
+        if welcomed {
             backoff.reset();
         }
         let delay = backoff.delay();
@@ -101,12 +101,13 @@ async fn session<H: Host>(
     host: &Arc<H>,
     dial: &Dial,
     reports: &mut mpsc::Receiver<ContainerReport>,
+    welcomed: &mut bool,
 ) -> Result<(), LinkError> {
     // Read first: without an inventory to say hello with, there is no session.
     let hello = host.hello().map_err(LinkError::Inventory)?;
     let (conn, own) = dial.connect().await?;
     // Whatever failed, a refusal by the coordinator is the reason worth logging.
-    let result = converse(host, &conn, hello, reports)
+    let result = converse(host, &conn, hello, reports, welcomed)
         .await
         .map_err(|e| refusal(&conn, &e).unwrap_or(e));
     conn.close(0u32.into(), b"agent session ended");
@@ -121,6 +122,7 @@ async fn converse<H: Host>(
     conn: &quinn::Connection,
     hello: AgentMessage,
     reports: &mut mpsc::Receiver<ContainerReport>,
+    welcomed: &mut bool,
 ) -> Result<(), LinkError> {
     let addr = conn.remote_address();
     let (mut send, mut recv) = conn.open_bi().await?;
@@ -144,6 +146,7 @@ async fn converse<H: Host>(
         }) => {
             tracing::info!(address = %addr, containers = specs.len(), "connected to the coordinator");
             host.link_up(true);
+            *welcomed = true;
             host.clone().welcome(specs).await;
             Duration::from_millis(heartbeat_interval_ms.max(200))
         }
