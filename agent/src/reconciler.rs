@@ -51,12 +51,17 @@ pub struct Reconciler {
     supervisor: Arc<Supervisor>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     network: Option<crate::network::Network>,
+    /// CNI ADDs under way, by container: they run beside the container's and task's creation
+    /// and are waited for before the task starts (or is torn down).
+    connecting: Mutex<HashMap<String, Connecting>>,
     /// The host's ingress; it follows the specs.
     pub ingress: Ingress,
     /// Set once the coordinator has sent its desired set; only then may unknown containers
     /// be treated as orphans.
     pub synced: AtomicBool,
 }
+
+type Connecting = tokio::task::JoinHandle<Result<(), crate::network::NetworkError>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -84,6 +89,7 @@ impl Reconciler {
             state,
             rt,
             locks: Mutex::default(),
+            connecting: Mutex::default(),
             synced: AtomicBool::new(false),
         }
     }
@@ -234,7 +240,24 @@ impl Reconciler {
         Ok(ObservedState::Running)
     }
 
+    /// Waits for the container's CNI ADD if one is under way.
+    async fn connected(&self, id: &str) -> Result<(), ReconcileError> {
+        let Some(pending) = lock(&self.connecting).remove(id) else {
+            return Ok(());
+        };
+        match pending.await {
+            Ok(r) => Ok(r?),
+            Err(e) => Err(crate::network::NetworkError::Netns {
+                path: id.into(),
+                message: format!("the network set-up task failed: {e}"),
+            }
+            .into()),
+        }
+    }
+
     async fn start(self: &Arc<Self>, id: &str) -> Result<(), ReconcileError> {
+        // The task may exist in an unfinished namespace; its process must not run in one.
+        self.connected(id).await?;
         self.supervisor.starting(id);
         self.watch(id);
         self.rt.start_task(id).await?;

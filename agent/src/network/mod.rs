@@ -20,7 +20,7 @@ use crate::config::NetworkConfig;
 use crate::state::{State, StateError};
 use crate::subnet::Subnet;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -58,6 +58,17 @@ impl Network {
     /// Makes sure the container has its namespace, address and veth on the bridge; returns the
     /// namespace path for the OCI spec and the address. Idempotent across agent restarts.
     pub fn ensure(&self, id: &str) -> Result<(PathBuf, Ipv4Addr), NetworkError> {
+        let (path, ip, ready) = self.prepare(id)?;
+        if !ready {
+            self.connect(id, &path, ip)?;
+        }
+        Ok((path, ip))
+    }
+
+    /// The fast half of [`Network::ensure`]: the address and the namespace (empty unless it is
+    /// already complete, `true`). A task may be created in it at once; it must not start
+    /// before [`Network::connect`] has put its veth and address in.
+    pub fn prepare(&self, id: &str) -> Result<(PathBuf, Ipv4Addr, bool), NetworkError> {
         let ip = self
             .state
             .allocate_address(id, self.subnet.hosts())?
@@ -65,9 +76,8 @@ impl Network {
         let path = self.netns_path(id);
         // The marker is written only once CNI ADD succeeded: a namespace without it is what a
         // crash in the middle left behind, and is rebuilt.
-        let ready = self.cfg.netns_dir.join(format!("{id}.ready"));
-        if netns::exists(&path) && ready.exists() {
-            return Ok((path, ip));
+        if netns::exists(&path) && self.ready_marker(id).exists() {
+            return Ok((path, ip, true));
         }
         if netns::exists(&path) {
             tracing::warn!(id, "half-built network namespace: rebuilding it");
@@ -75,16 +85,27 @@ impl Network {
             netns::remove(&path)?;
         }
         netns::create(&path)?;
-        if let Err(e) = cni::add(&self.cfg, &self.subnet, id, &path, ip) {
-            let _ = netns::remove(&path);
+        Ok((path, ip, false))
+    }
+
+    /// The slow half: CNI ADD into the prepared namespace, then the ready marker. On failure
+    /// the namespace goes (the next attempt starts afresh).
+    pub fn connect(&self, id: &str, path: &Path, ip: Ipv4Addr) -> Result<(), NetworkError> {
+        if let Err(e) = cni::add(&self.cfg, &self.subnet, id, path, ip) {
+            let _ = netns::remove(path);
             return Err(e);
         }
+        let ready = self.ready_marker(id);
         std::fs::write(&ready, ip.to_string()).map_err(|e| NetworkError::Netns {
             path: ready.clone(),
             message: e.to_string(),
         })?;
         tracing::info!(id, %ip, "container network ready");
-        Ok((path, ip))
+        Ok(())
+    }
+
+    fn ready_marker(&self, id: &str) -> PathBuf {
+        self.cfg.netns_dir.join(format!("{id}.ready"))
     }
 
     /// Removes every trace: veth and NAT rules (CNI DEL), namespace, address.
@@ -94,7 +115,7 @@ impl Network {
             cni::del(&self.cfg, &self.subnet, id, &path, ip)?;
         }
         netns::remove(&path)?;
-        let _ = std::fs::remove_file(self.cfg.netns_dir.join(format!("{id}.ready")));
+        let _ = std::fs::remove_file(self.ready_marker(id));
         self.state.release_address(id)?;
         Ok(())
     }

@@ -5,7 +5,7 @@
 //! changes need the container made again. A gVisor container is made the same way, with the
 //! runc shim pointed at its runsc wrapper ([`gvisor`]).
 
-use super::{ReconcileError, Reconciler, LABEL_CONTAINER, LABEL_GENERATION, LABEL_SPEC_HASH};
+use super::{lock, ReconcileError, Reconciler, LABEL_CONTAINER, LABEL_GENERATION, LABEL_SPEC_HASH};
 use crate::runtime::{gvisor, oci, RuntimeError};
 use aws_lc_rs::digest;
 use berth_shared::protocol::{ContainerSpec, Runtime};
@@ -58,6 +58,24 @@ impl Reconciler {
             self.rt.pull(registries, &spec.image, arch.as_str()).await?;
         }
         let img = self.rt.image(&spec.image, arch.as_str()).await?;
+        let net = match &self.network {
+            Some(n) => {
+                // An earlier attempt's CNI ADD, if it is still running, finishes first.
+                self.connected(id).await?;
+                let (path, ip, ready) = n.prepare(id)?;
+                if !ready && runsc.is_some() {
+                    n.connect(id, &path, ip)?;
+                } else if !ready {
+                    // CNI ADD (tens of ms of plugin processes) runs beside the volume, the
+                    // snapshot, the container and the task; `start` waits for it.
+                    let (n, key, p) = (n.clone(), id.to_string(), path.clone());
+                    let pending = tokio::task::spawn_blocking(move || n.connect(&key, &p, ip));
+                    lock(&self.connecting).insert(id.to_string(), pending);
+                }
+                Some((path, ip))
+            }
+            None => None,
+        };
         let vols = self
             .volumes
             .ensure(id, &spec.mount_paths, spec.storage_gb)?;
@@ -65,10 +83,6 @@ impl Reconciler {
             .iter()
             .map(|(h, t)| oci::Volume { host: h, target: t })
             .collect();
-        let net = match &self.network {
-            Some(n) => Some(n.ensure(id)?),
-            None => None,
-        };
         let netns = net.as_ref().map(|(path, _)| path.as_path());
         let json = oci::spec(spec, &img, &self.cfg.init_binary, &vols, netns);
         let wrapper = match runsc {
@@ -141,6 +155,8 @@ impl Reconciler {
 
     /// Removes the task, container and snapshot, and (with `volumes`) the data and log.
     pub(super) async fn teardown(&self, id: &str, volumes: bool) -> Result<(), ReconcileError> {
+        // A CNI ADD under way must not race the CNI DEL below; how it ended does not matter.
+        let _ = self.connected(id).await;
         self.stop_task(id).await?;
         self.rt.delete_container(id).await?;
         // Only now: the shim runs the wrapper until the container is gone.
