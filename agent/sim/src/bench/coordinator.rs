@@ -12,7 +12,15 @@ use std::time::{Duration, Instant};
 /// The running coordinator's pid, for the signal handler to take it down with the bench.
 pub static CHILD: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// Kills the coordinator when the bench is interrupted (SIGINT, SIGTERM), then exits.
+/// Another child for the signal handler to kill (the hello-world).
+static OTHER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+pub fn also_kill(pid: u32) {
+    OTHER.store(pid, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Kills the coordinator (and the hello-world) when the bench is interrupted (SIGINT,
+/// SIGTERM), then exits.
 pub fn kill_on_signal() {
     tokio::spawn(async {
         use tokio::signal::unix::{signal, SignalKind};
@@ -26,9 +34,10 @@ pub fn kill_on_signal() {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        let pid = CHILD.load(std::sync::atomic::Ordering::Relaxed);
-        if pid != 0 {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        for pid in [&CHILD, &OTHER].map(|p| p.load(std::sync::atomic::Ordering::Relaxed)) {
+            if pid != 0 {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
         }
         std::process::exit(130);
     });

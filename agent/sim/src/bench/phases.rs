@@ -342,7 +342,7 @@ async fn reads(
             .sum()
     }));
     let hello_addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let mut hello = spawn_hello(hello_addr).await?;
+    let hello = spawn_hello(hello_addr).await?;
     let list = format!("http://{}/compute/containers", coord.api);
     let one = format!("http://{}/compute/containers/{}", coord.api, ids[0]);
     let hello_url = format!("http://{hello_addr}/");
@@ -352,8 +352,7 @@ async fn reads(
         l.push(wrk(&list, Some(&reader.token), 32, s.duration)?);
         g.push(wrk(&one, Some(&reader.token), 32, s.duration)?);
     }
-    let _ = hello.kill();
-    let _ = hello.wait();
+    drop(hello);
     let med = |runs: &[crate::wrk::Run], pick: fn(&crate::wrk::Run) -> f64| {
         let mut v: Vec<f64> = runs.iter().map(pick).collect();
         quantile(&mut v, 0.5)

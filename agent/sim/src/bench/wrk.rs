@@ -75,14 +75,27 @@ pub async fn hello(addr: SocketAddr) {
     warp::serve(route).run(addr).await;
 }
 
-/// Starts this binary's `hello` in its own process; kill the child to stop it.
-pub async fn spawn_hello(addr: SocketAddr) -> Result<std::process::Child> {
+/// This binary's `hello` in its own process, killed when dropped (and on SIGINT/SIGTERM, with
+/// the coordinator).
+pub struct Hello(std::process::Child);
+
+impl Drop for Hello {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the hello-world on `addr` and waits until it accepts connections.
+pub async fn spawn_hello(addr: SocketAddr) -> Result<Hello> {
     let child = Command::new(std::env::current_exe()?)
         .args(["hello", &addr.to_string()])
         .spawn()?;
+    crate::coordinator::also_kill(child.id());
+    let hello = Hello(child);
     for _ in 0..100 {
         if std::net::TcpStream::connect(addr).is_ok() {
-            return Ok(child);
+            return Ok(hello);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
