@@ -2,7 +2,7 @@
 //! (as `tls issue-agent` does), a few hosts per UDP endpoint, and one [`berth_link::run`] per
 //! host — the agent's own session and reconnect code.
 
-use crate::host::{SimHost, Stats};
+use crate::host::SimHost;
 use berth_link::{Dial, Endpoints, KEEP_ALIVE};
 use berth_service::{ca, quic, tls};
 use berth_shared::catalog::Arch;
@@ -10,7 +10,6 @@ use berth_shared::protocol::{HostInfo, Resources, Runtime};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::ops::Range;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -71,7 +70,6 @@ impl FleetConfig {
 
 pub struct Fleet {
     pub hosts: Vec<Arc<SimHost>>,
-    pub stats: Arc<Stats>,
     tasks: Vec<JoinHandle<()>>,
     endpoints: Vec<quinn::Endpoint>,
 }
@@ -83,7 +81,6 @@ impl Fleet {
         let ca_certs = CertificateDer::pem_slice_iter(cfg.ca_cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SimError::CaPem(e.to_string()))?;
-        let stats = Arc::new(Stats::default());
         let v6 = cfg.address.starts_with('[');
         let per = cfg.hosts_per_endpoint.max(1);
         let endpoints = (0..cfg.hosts.div_ceil(per))
@@ -112,7 +109,7 @@ impl Fleet {
                 agent_version: concat!("sim-", env!("CARGO_PKG_VERSION")).into(),
                 runtimes: vec![Runtime::Runc],
             };
-            let (host, reports) = SimHost::new(info, i as u64, cfg.delay, stats.clone());
+            let (host, reports) = SimHost::new(info, i as u64, cfg.delay);
             let dial = Dial {
                 address: cfg.address.clone(),
                 server_name: cfg.server_name.clone(),
@@ -130,15 +127,9 @@ impl Fleet {
             .collect();
         Ok(Fleet {
             hosts,
-            stats,
             tasks,
             endpoints,
         })
-    }
-
-    /// Hosts with a session up.
-    pub fn connected(&self) -> u64 {
-        self.stats.connected.load(Ordering::Relaxed)
     }
 
     /// Silences (or wakes) the hosts in `range`.

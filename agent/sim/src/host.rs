@@ -16,15 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Counters a fleet sums up.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub applies: AtomicU64,
-    pub requests: AtomicU64,
-    pub sessions: AtomicU64,
-    pub connected: AtomicU64,
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("host {0} is silenced")]
 struct Silenced(String);
@@ -40,8 +31,6 @@ pub struct SimHost {
     reports: mpsc::Sender<ContainerReport>,
     delay: Duration,
     silent: AtomicBool,
-    up: AtomicBool,
-    stats: Arc<Stats>,
     /// The n-th container on this host gets address 10.x.y.(n+2).
     addresses: AtomicU64,
     index: u64,
@@ -52,7 +41,6 @@ impl SimHost {
         info: HostInfo,
         index: u64,
         delay: Duration,
-        stats: Arc<Stats>,
     ) -> (Arc<SimHost>, mpsc::Receiver<ContainerReport>) {
         let (tx, rx) = mpsc::channel(1024);
         let host = SimHost {
@@ -61,8 +49,6 @@ impl SimHost {
             reports: tx,
             delay,
             silent: AtomicBool::new(false),
-            up: AtomicBool::new(false),
-            stats,
             addresses: AtomicU64::new(0),
             index,
         };
@@ -80,11 +66,6 @@ impl SimHost {
 
     pub fn is_silent(&self) -> bool {
         self.silent.load(Ordering::Relaxed)
-    }
-
-    /// Whether a session is up (welcomed and not yet ended).
-    pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
     }
 
     /// The ids this host holds.
@@ -141,7 +122,6 @@ impl SimHost {
 
     /// Holds the spec if it is newer; answers with the generation held. Idempotent.
     fn apply(self: &Arc<Self>, spec: ContainerSpec) -> Response {
-        self.stats.applies.fetch_add(1, Ordering::Relaxed);
         let generation = {
             let mut held = self.lock();
             match held.get_mut(&spec.id) {
@@ -190,7 +170,6 @@ impl SimHost {
         conn: quinn::Connection,
     ) {
         let req = read_frame::<_, Request>(&mut recv).await;
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
         if self.is_silent() {
             // Frozen: the stream stays open and unanswered.
             conn.closed().await;
@@ -241,7 +220,6 @@ impl berth_link::Host for SimHost {
     }
 
     async fn welcome(self: Arc<Self>, specs: Vec<ContainerSpec>) {
-        self.stats.sessions.fetch_add(1, Ordering::Relaxed);
         for s in specs {
             self.apply(s);
         }
@@ -251,14 +229,5 @@ impl berth_link::Host for SimHost {
         while let Ok((send, recv)) = conn.accept_bi().await {
             tokio::spawn(self.clone().handle(send, recv, conn.clone()));
         }
-    }
-
-    fn link_up(&self, up: bool) {
-        let was = self.up.swap(up, Ordering::Relaxed);
-        match (was, up) {
-            (false, true) => self.stats.connected.fetch_add(1, Ordering::Relaxed),
-            (true, false) => self.stats.connected.fetch_sub(1, Ordering::Relaxed),
-            _ => 0,
-        };
     }
 }

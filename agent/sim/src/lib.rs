@@ -11,4 +11,4 @@ mod fleet;
 mod host;
 
 pub use fleet::{Fleet, FleetConfig, SimError};
-pub use host::{SimHost, Stats};
+pub use host::SimHost;

@@ -85,6 +85,23 @@ impl Api {
             .collect())
     }
 
+    /// A container `name` of `user`'s, with their key: its id (`201` or an error).
+    pub async fn create(&self, user: &User, name: &str) -> Result<String> {
+        let body = json!({"name": name, "ssh_key_ids": [user.key_id]});
+        let (code, v) = self
+            .call(
+                reqwest::Method::POST,
+                &user.token,
+                "/compute/containers",
+                Some(&body),
+            )
+            .await?;
+        if code != 201 {
+            bail!("create {name}: {code} {v}");
+        }
+        Ok(v["id"].as_str().context("container id")?.to_string())
+    }
+
     /// `n` users `u0`…: a token each and one SSH key registered.
     pub async fn users(&self, c: &Coordinator, n: usize) -> Result<Vec<User>> {
         let mut users = Vec::with_capacity(n);

@@ -6,7 +6,7 @@ use crate::coordinator::Coordinator;
 use crate::watch::{quantile, watch, Seen};
 use crate::wrk::{spawn_hello, wrk};
 use crate::{Figures, Settings};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use berth_sim::{Fleet, FleetConfig};
 use reqwest::Method;
 use serde_json::json;
@@ -318,22 +318,9 @@ async fn reads(
     f: &mut Figures,
 ) -> Result<()> {
     let reader = api.user(coord, "reader").await?;
-    let key = reader.key_id;
     let mut ids = Vec::new();
     for n in 0..3 {
-        let body = json!({"name": format!("r{n}"), "ssh_key_ids": [key]});
-        let (code, v) = api
-            .call(
-                Method::POST,
-                &reader.token,
-                "/compute/containers",
-                Some(&body),
-            )
-            .await?;
-        if code != 201 {
-            bail!("reader create: {code} {v}");
-        }
-        ids.push(v["id"].as_str().context("id")?.to_string());
+        ids.push(api.create(&reader, &format!("r{n}")).await?);
     }
     let (_, all) = api.call(Method::GET, admin, "/compute/hosts", None).await?;
     f.stored_containers = Some(all["hosts"].as_array().map_or(0, |h| {
@@ -379,20 +366,7 @@ async fn reads(
 /// each POST to each watcher's first event for it.
 async fn fanout(s: &Settings, coord: &Coordinator, api: &Api, f: &mut Figures) -> Result<()> {
     let user = api.user(coord, "watched").await?;
-    let key = user.key_id;
-    let body = json!({"name": "watched", "ssh_key_ids": [key]});
-    let (code, v) = api
-        .call(
-            Method::POST,
-            &user.token,
-            "/compute/containers",
-            Some(&body),
-        )
-        .await?;
-    if code != 201 {
-        bail!("watched create: {code} {v}");
-    }
-    let id = v["id"].as_str().context("id")?.to_string();
+    let id = api.create(&user, "watched").await?;
     let seen = Arc::new(Seen::default());
     let mut tasks = Vec::new();
     for n in 0..s.watchers {
