@@ -55,6 +55,16 @@ pub struct ApiConfig {
     /// Connections served at once from one client address.
     #[serde(default = "default_max_connections_per_ip")]
     pub max_connections_per_ip: usize,
+    /// Requests per second each user may make, on average (0: no limit). Operators
+    /// (`compute.admin`) are not limited.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit: f64,
+    /// Requests a user may make at once above the average.
+    #[serde(default = "default_rate_burst")]
+    pub rate_burst: u32,
+    /// How long `Idempotency-Key` answers are kept.
+    #[serde(default = "default_idempotency_ttl", with = "serde_duration")]
+    pub idempotency_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,6 +205,15 @@ fn default_max_connections() -> usize {
 fn default_max_connections_per_ip() -> usize {
     256
 }
+fn default_rate_limit() -> f64 {
+    20.0
+}
+fn default_rate_burst() -> u32 {
+    100
+}
+fn default_idempotency_ttl() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
 fn default_server_names() -> Vec<String> {
     vec!["localhost".into(), "127.0.0.1".into()]
 }
@@ -227,6 +246,15 @@ impl ConfigFile for Config {
             return Err(
                 "[api] max_connections and max_connections_per_ip must be at least 1".into(),
             );
+        }
+        if !api.rate_limit.is_finite() || api.rate_limit < 0.0 {
+            return Err("[api] rate_limit must be a number of requests per second, 0 or more".into());
+        }
+        if api.rate_limit > 0.0 && api.rate_burst == 0 {
+            return Err("[api] rate_burst must be at least 1 when rate_limit is on".into());
+        }
+        if api.idempotency_ttl.is_zero() {
+            return Err("[api] idempotency_ttl must be more than 0".into());
         }
         if api.header_timeout.is_zero() {
             return Err("[api] header_timeout must be longer than 0s".into());

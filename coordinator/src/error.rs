@@ -20,6 +20,9 @@ pub enum Error {
     NotRunning(String),
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A wait ran out before what it waited for happened.
+    #[error("timed out: {0}")]
+    Timeout(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }

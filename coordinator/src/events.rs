@@ -13,6 +13,8 @@ pub enum EventKind {
     Stopped,
     Deleted,
     Updated,
+    /// The host confirmed a delete and the record is gone (for waiters; not on the stream).
+    Removed,
 }
 
 impl EventKind {
@@ -24,6 +26,7 @@ impl EventKind {
             EventKind::Stopped => "container_stopped",
             EventKind::Deleted => "container_deleted",
             EventKind::Updated => "container_updated",
+            EventKind::Removed => "container_removed",
         }
     }
 }

@@ -22,9 +22,11 @@ pub mod error;
 mod events;
 mod fleet;
 mod http;
+mod idempotency;
 pub mod hub;
 mod inside;
 mod keys;
+mod ratelimit;
 pub mod pki;
 pub mod placement;
 pub mod registry;
@@ -159,6 +161,11 @@ pub async fn start(
             config.limits.max_ssh_keys,
         ),
         inside: inside::Inside::new(hub.clone()),
+        limiter: ratelimit::RateLimiter::new(config.api.rate_limit, config.api.rate_burst),
+        idempotency: Arc::new(idempotency::Idempotency::new(
+            store.clone(),
+            config.api.idempotency_ttl,
+        )),
         config,
         auth,
         store,
@@ -187,6 +194,7 @@ pub async fn start(
     let hub_task = tokio::spawn(hub::serve(hub.clone(), endpoint.clone()));
     let agents_task = tokio::spawn(agents::run(agent_events, fleet.clone(), containers.clone()));
     let housekeeping = tokio::spawn(agents::housekeeping(fleet, containers, grace));
+    let expiry = tokio::spawn(expire_idempotency(svc.idempotency.clone()));
     let routes = api::routes(svc.clone());
     let svc2 = svc.clone();
     let done = tokio::spawn(async move {
@@ -194,6 +202,7 @@ pub async fn start(
         tracing::info!("API stopped; closing agent connections");
         endpoint.close(0u32.into(), b"coordinator shutting down");
         housekeeping.abort();
+        expiry.abort();
         if let Some(t) = metrics_task {
             t.abort();
         }
@@ -211,6 +220,19 @@ pub async fn start(
         services: svc,
         done,
     })
+}
+
+/// Forgets `Idempotency-Key` answers past their TTL, hourly.
+async fn expire_idempotency(idem: Arc<idempotency::Idempotency>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match idem.expire().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(n, "expired idempotency keys"),
+            Err(e) => tracing::warn!(error = %e, "cannot expire idempotency keys; retrying in an hour"),
+        }
+    }
 }
 
 /// Runs until `shutdown` resolves.

@@ -6,8 +6,10 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::containers::Containers;
 use crate::fleet::Fleet;
+use crate::idempotency::Idempotency;
 use crate::inside::Inside;
 use crate::keys::Keys;
+use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
 use std::sync::Arc;
@@ -21,4 +23,6 @@ pub struct Services {
     pub keys: Keys,
     pub inside: Inside,
     pub telemetry: Telemetry,
+    pub limiter: RateLimiter,
+    pub idempotency: Arc<Idempotency>,
 }

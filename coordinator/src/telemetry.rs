@@ -5,6 +5,7 @@
 
 use berth_shared::prom::{header, sample, single, Histograms};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -12,6 +13,17 @@ use std::time::Duration;
 pub struct Telemetry {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Histograms,
+    in_flight: AtomicI64,
+}
+
+/// One request being answered; counted until dropped (with its request, when a client goes
+/// away mid-answer).
+pub struct InFlight<'a>(&'a AtomicI64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What the fleet and the store say now, read by the caller at each scrape.
@@ -24,6 +36,12 @@ pub struct Gauges {
 }
 
 impl Telemetry {
+    /// Counts a request in flight until the guard drops.
+    pub fn in_flight(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(&self.in_flight)
+    }
+
     /// One answered request; `route` is the route table's pattern (`:id` style).
     pub fn record(&self, method: &str, route: &str, status: u16, took: Duration) {
         let route = route.to_string();
@@ -65,6 +83,9 @@ impl Telemetry {
             help,
             "route",
         );
+        let help = "API requests being answered now (waits and execs included).";
+        let n = self.in_flight.load(Ordering::Relaxed) as f64;
+        single(&mut out, "berth_api_requests_in_flight", "gauge", help, n);
         let (connected, known) = (gauges.agents_connected, gauges.agents_known);
         let help = "Agents with a live QUIC connection.";
         single(

@@ -81,6 +81,9 @@ pub struct Container {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerList {
     pub containers: Vec<Container>,
+    /// The cursor of the next page (`?cursor=`); `null` on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// `POST /compute/containers`, after validation (see `requests::CreateBody`).
@@ -114,6 +117,9 @@ pub struct IngressRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngressList {
     pub rules: Vec<IngressRule>,
+    /// The cursor of the next page (`?cursor=`); `null` on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -148,6 +154,9 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventList {
     pub events: Vec<Event>,
+    /// The cursor of the next page (`?cursor=`); `null` on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// One dimension of `GET /compute/quota`.
@@ -176,6 +185,19 @@ pub struct SshKey {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SshKeyList {
     pub ssh_keys: Vec<SshKey>,
+    /// The cursor of the next page (`?cursor=`); `null` on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /compute/containers/:id/wait`: the status reached, and the container then (none once
+/// it is deleted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitOutcome {
+    pub id: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<Container>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,6 +253,22 @@ pub enum ErrorBody {
         message: String,
     },
     Unavailable {
+        message: String,
+    },
+    /// `exec` on a container that is not running.
+    NotRunning {
+        message: String,
+    },
+    /// `wait` ran out of time before the container reached the status.
+    Timeout {
+        message: String,
+    },
+    /// `If-Match` named a generation the container no longer has.
+    PreconditionFailed {
+        message: String,
+    },
+    /// Too many requests: try again after `Retry-After` seconds.
+    RateLimited {
         message: String,
     },
     Internal,

@@ -2,6 +2,7 @@
 
 use super::call::{json, Call, Reply};
 use super::error::ApiError;
+use super::page::{with_cursor, Page};
 use warp::Reply as _;
 
 /// The OpenAPI 3 document of this API; a unit test fails when it and the route table differ.
@@ -20,7 +21,12 @@ pub async fn openapi(_: Call) -> Result<Reply, ApiError> {
 }
 
 pub async fn images(c: Call) -> Result<Reply, ApiError> {
-    json(&c.svc.containers.images().await?)
+    let page = Page::from_query(&c.query)?;
+    let images = c.svc.containers.images().await?.into_iter().enumerate().collect();
+    // The catalog's own order (builtin first), by position.
+    let (images, next) = page.take(images, |(i, _)| super::page::ascending(*i as u64));
+    let images: Vec<_> = images.into_iter().map(|(_, im)| im).collect();
+    Ok(with_cursor(json(&images)?, next.as_deref()))
 }
 
 pub async fn quota(c: Call) -> Result<Reply, ApiError> {

@@ -29,7 +29,7 @@ pub type BodyStream = BoxStream<'static, Result<Bytes, warp::Error>>;
 pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The whole body, at most `MAX_BODY` bytes.
-async fn collect(mut s: BodyStream) -> Result<Vec<u8>, ApiError> {
+pub(super) async fn collect(mut s: BodyStream) -> Result<Vec<u8>, ApiError> {
     let mut out = Vec::new();
     while let Some(chunk) = s.next().await {
         let mut chunk = chunk.map_err(|e| ApiError::BadBody(format!("reading the body: {e}")))?;

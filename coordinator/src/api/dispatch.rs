@@ -8,7 +8,9 @@ use super::error::{self, ApiError};
 use super::route::{Route, Scope};
 use crate::auth::User;
 use crate::error::Error;
+use crate::idempotency::{self, Begin};
 use crate::services::Services;
+use crate::store::StoredAnswer;
 use bytes::Buf;
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use warp::filters::path::FullPath;
 use warp::filters::ws::Ws;
-use warp::http::{HeaderMap, Method};
+use warp::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use warp::Filter;
 
 /// Every request of the API, through `dispatch`.
@@ -74,6 +76,7 @@ struct Incoming {
 
 async fn dispatch(svc: Arc<Services>, table: &[Route], path: &str, req: Incoming) -> Reply {
     let started = Instant::now();
+    let _in_flight = svc.telemetry.in_flight();
     let method = req.method.clone();
     // HEAD is a GET without the body (hyper leaves the body out).
     let as_method = if req.method == Method::HEAD {
@@ -82,7 +85,10 @@ async fn dispatch(svc: Arc<Services>, table: &[Route], path: &str, req: Incoming
         req.method.clone()
     };
     let (label, result) = match find(table, &as_method, path) {
-        Ok((route, params)) => (route.label(), run(svc.clone(), route, params, req).await),
+        Ok((route, params)) => (
+            route.label(),
+            run(svc.clone(), route, params, req, path).await,
+        ),
         Err(e) => ("unmatched".to_string(), Err(e)),
     };
     let reply = result.unwrap_or_else(|e| error::response(&e));
@@ -183,12 +189,13 @@ fn is_json(req: &Incoming) -> bool {
         .is_some_and(|t| t == "application/json" || t.ends_with("+json"))
 }
 
-/// Authentication, scope and ownership, in that order, then the handler.
+/// Authentication, the rate limit, scope, then the handler (once per `Idempotency-Key`).
 async fn run(
     svc: Arc<Services>,
     route: &Route,
     params: Params,
     req: Incoming,
+    path: &str,
 ) -> Result<Reply, ApiError> {
     let user = if route.scope.authenticated() {
         let (token, source) = token(&svc, route, &req).ok_or(ApiError::Unauthenticated)?;
@@ -202,18 +209,18 @@ async fn run(
             let msg = "a cross-site request cannot use the session cookie".to_string();
             return Err(Error::Forbidden(msg).into());
         }
+        if !user.is_admin() {
+            svc.limiter.take(&user.id).map_err(ApiError::RateLimited)?;
+        }
         user
     } else {
         User::anonymous()
     };
-    let id = params
-        .iter()
-        .find(|(n, _)| *n == "id")
-        .map_or("", |(_, v)| v.as_str());
+    let id = param(&params, "id").to_string();
     if route.scope == Scope::Admin && !user.is_admin() {
         return Err(Error::NotFound.into());
     }
-    if let Some((resource, action)) = route.scope.grant(&user.id, id) {
+    if let Some((resource, action)) = route.scope.grant(&user.id, &id) {
         if !user.allows(&resource, action.as_str()) {
             let msg = format!("the token does not grant {} on {resource}", action.as_str());
             return Err(Error::Forbidden(msg).into());
@@ -230,12 +237,122 @@ async fn run(
     if route.body.is_some() && declared.is_some_and(|n| n > super::call::MAX_BODY as u64) {
         return Err(ApiError::TooLarge);
     }
+    let key = header(&req.headers, "idempotency-key").map(str::to_string);
+    match key {
+        Some(key) if req.method == Method::POST && route.scope.authenticated() => {
+            once(svc, route.clone(), params, req, user, path, key).await
+        }
+        _ => serve(svc, route, params, req, user).await,
+    }
+}
+
+fn param<'p>(params: &'p Params, name: &str) -> &'p str {
+    params
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A POST with an `Idempotency-Key`: the first answer for the key, or the request run once
+/// now — in its own task, so a client that goes away does not leave the key half-used.
+async fn once(
+    svc: Arc<Services>,
+    route: Route,
+    params: Params,
+    mut req: Incoming,
+    user: User,
+    path: &str,
+    key: String,
+) -> Result<Reply, ApiError> {
+    let body = std::mem::replace(&mut req.body, futures_util::stream::empty().boxed());
+    let raw = match tokio::time::timeout(super::call::BODY_TIMEOUT, super::call::collect(body)).await {
+        Ok(r) => bytes::Bytes::from(r?),
+        Err(_) => return Err(ApiError::BadBody("the body did not arrive in time".into())),
+    };
+    let fingerprint = idempotency::fingerprint(req.method.as_str(), path, &raw);
+    let task = tokio::spawn(async move {
+        let idem = svc.idempotency.clone();
+        let reservation = match idem.begin(&user.id, &key, fingerprint).await? {
+            Begin::Replay(answer) => return Ok(replay(answer)),
+            Begin::Run(r) => r,
+        };
+        let replayable = raw.clone();
+        req.body = futures_util::stream::once(async move { Ok(replayable) }).boxed();
+        let reply = serve(svc, &route, params, req, user)
+            .await
+            .unwrap_or_else(|e| error::response(&e));
+        let (parts, body) = reply.into_parts();
+        let bytes = http_body_util::BodyExt::collect(body)
+            .await
+            .map(|c| c.to_bytes())
+            .map_err(|e| ApiError::BadBody(format!("answer body: {e}")))?;
+        reservation.finish(parts.status.as_u16(), &bytes).await?;
+        Ok(Reply::from_parts(parts, bytes.into()))
+    });
+    task.await
+        .unwrap_or_else(|e| Err(Error::Unavailable(format!("the request failed: {e}")).into()))
+}
+
+/// A kept answer, as it was first sent.
+fn replay(answer: StoredAnswer) -> Reply {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let mut r = Reply::new(answer.body.into());
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    r
+}
+
+/// `If-Match`: `*` or a list of entity tags (weak ones compared by their value).
+fn if_match(headers: &HeaderMap, generation: u64) -> bool {
+    let Some(v) = header(headers, "if-match") else {
+        return true;
+    };
+    let want = generation.to_string();
+    v.split(',').map(str::trim).any(|tag| {
+        tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == want
+    })
+}
+
+fn etag(generation: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{generation}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// Ownership, then the handler: per-container writes take the container's turn first and
+/// check `If-Match` in it; answers about one container carry its `ETag`.
+async fn serve(
+    svc: Arc<Services>,
+    route: &Route,
+    params: Params,
+    req: Incoming,
+    user: User,
+) -> Result<Reply, ApiError> {
+    let id = param(&params, "id").to_string();
+    let containers = svc.containers.clone();
+    let _turn = match route.versioned {
+        true => Some(containers.write_turn(&id).await),
+        false => None,
+    };
     let container = match route.scope {
-        Scope::Container(_) => Some(svc.containers.owned(&user.id, id).await?),
+        Scope::Container(_) if route.sees_deleting => {
+            Some(svc.containers.owned_or_deleting(&user.id, &id).await?)
+        }
+        Scope::Container(_) => Some(svc.containers.owned(&user.id, &id).await?),
         _ => None,
     };
+    let generation = container.as_ref().map(|r| r.generation);
+    if let Some(current) = generation {
+        if !if_match(&req.headers, current) {
+            return Err(ApiError::PreconditionFailed { current });
+        }
+    }
     let call = Call {
-        svc,
+        svc: svc.clone(),
         user,
         container,
         params,
@@ -243,5 +360,16 @@ async fn run(
         ws: req.ws,
         body: Some(req.body),
     };
-    (route.handler)(call).await
+    let mut reply = (route.handler)(call).await?;
+    let Some(mut generation) = generation.filter(|_| !route.websocket) else {
+        return Ok(reply);
+    };
+    if route.versioned && reply.status().is_success() {
+        match svc.store.container(&id).await {
+            Ok(Some(now)) if now.is_visible() => generation = now.generation,
+            _ => return Ok(reply),
+        }
+    }
+    reply.headers_mut().insert(header::ETAG, etag(generation));
+    Ok(reply)
 }

@@ -3,11 +3,15 @@
 
 use super::call::{created, json, Call, Reply};
 use super::error::ApiError;
+use super::page::{with_cursor, Page};
 use crate::error::Error;
 use berth_shared::requests::{EnrollBody, Validate};
 
 pub async fn list(c: Call) -> Result<Reply, ApiError> {
-    json(&serde_json::json!({"hosts": c.svc.fleet.view().await?}))
+    let page = Page::from_query(&c.query)?;
+    let (hosts, next) = page.take(c.svc.fleet.view().await?, |h| h.host_key.clone());
+    let reply = json(&serde_json::json!({"hosts": hosts, "next_cursor": next}))?;
+    Ok(with_cursor(reply, next.as_deref()))
 }
 
 pub async fn cordon(c: Call) -> Result<Reply, ApiError> {

@@ -5,7 +5,7 @@
 
 use super::call::{Call, Reply};
 use super::error::ApiError;
-use crate::events::ContainerEvent;
+use crate::events::{ContainerEvent, EventKind};
 use crate::services::Services;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -64,6 +64,7 @@ async fn stream(socket: WebSocket, user: String, svc: Arc<Services>) {
             ev = events.recv() => {
                 let msg = match ev {
                     // The bus is per owner already; another's event is never sent, whatever happens.
+                    Ok(ev) if ev.kind == EventKind::Removed => continue,
                     Ok(ev) if ev.record.owner == user => event_message(&ev),
                     Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => match full_list(&svc, &user).await {

@@ -12,6 +12,7 @@ mod hosts;
 mod inside;
 mod keys;
 mod live;
+mod page;
 pub mod route;
 mod settings;
 
@@ -45,6 +46,7 @@ pub fn table() -> Vec<Route> {
         Route::new(POST, "/compute/containers/{id}/stop", Container(Update), plain(containers::stop)),
         Route::new(POST, "/compute/containers/{id}/actions", Container(Update), body(containers::action)),
         Route::new(GET, "/compute/containers/{id}/events", Container(Read), plain(containers::events)),
+        Route::new(GET, "/compute/containers/{id}/wait", Container(Read), plain(containers::wait)).sees_deleting(),
         Route::new(GET, "/compute/containers/{id}/ssh", Container(Read), plain(settings::ssh)),
         Route::new(PUT, "/compute/containers/{id}/ssh", Container(Update), body(settings::set_ssh)),
         Route::new(GET, "/compute/containers/{id}/mounts", Container(Read), plain(settings::mounts)),

@@ -94,6 +94,11 @@ pub struct Route {
     pub body: Option<&'static str>,
     /// A WebSocket route: the token may also come as `?token=` on the upgrade.
     pub websocket: bool,
+    /// A change of one container's record: changes of one container take turns here and
+    /// `If-Match` is checked in the turn (per-container writes, unless `unversioned`).
+    pub versioned: bool,
+    /// The caller's container is found while its delete is under way too (`wait`).
+    pub sees_deleting: bool,
     pub(super) handler: Handler,
 }
 
@@ -110,12 +115,28 @@ impl Route {
             scope,
             body: h.0,
             websocket: false,
+            versioned: matches!(scope, Scope::Container(a) if a != Action::Read),
+            sees_deleting: false,
             handler: h.1,
         }
     }
 
     pub fn websocket(mut self) -> Route {
         self.websocket = true;
+        self.versioned = false;
+        self
+    }
+
+    /// Finds the caller's container until its host has torn it down, not only until `DELETE`.
+    pub fn sees_deleting(mut self) -> Route {
+        self.sees_deleting = true;
+        self
+    }
+
+    /// A per-container write that leaves the record as it is (a command run inside): it does
+    /// not wait for other changes, and `If-Match` is checked against the record as loaded.
+    pub fn unversioned(mut self) -> Route {
+        self.versioned = false;
         self
     }
 

@@ -2,6 +2,7 @@
 
 use super::call::{created, json, Call, Reply};
 use super::error::ApiError;
+use super::page::{ascending, with_cursor, Page};
 use crate::containers::ingress_view;
 use crate::error::Error;
 use berth_shared::api::{IngressList, Mounts, SshAccess, StatusOk};
@@ -31,8 +32,14 @@ pub async fn set_mounts(c: Call, body: MountsBody) -> Result<Reply, ApiError> {
 }
 
 pub async fn ingress(c: Call) -> Result<Reply, ApiError> {
+    let page = Page::from_query(&c.query)?;
     let rules = c.container()?.ingress.iter().map(ingress_view).collect();
-    json(&IngressList { rules })
+    let (rules, next_cursor) = page.take(rules, |r| ascending(r.id));
+    let reply = json(&IngressList {
+        rules,
+        next_cursor: next_cursor.clone(),
+    })?;
+    Ok(with_cursor(reply, next_cursor.as_deref()))
 }
 
 pub async fn add_ingress(c: Call, body: IngressBody) -> Result<Reply, ApiError> {

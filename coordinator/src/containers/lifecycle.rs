@@ -120,6 +120,7 @@ impl Containers {
             // Never reached a host: nothing to tear down anywhere.
             self.store.remove_container(&rec.id).await?;
             self.store.flush().await?;
+            self.publish(ContainerEvent::of(&rec, EventKind::Removed));
         }
         tracing::info!(user = %rec.owner, id = %rec.id, "container deleted");
         Ok(())
@@ -162,6 +163,7 @@ impl Containers {
     async fn finish_delete(&self, rec: &ContainerRecord) -> Result<(), Error> {
         self.store.remove_container(&rec.id).await?;
         self.store.flush().await?;
+        self.publish(ContainerEvent::of(rec, EventKind::Removed));
         tracing::info!(id = %rec.id, "container removed from its host and the store");
         Ok(())
     }

@@ -9,8 +9,11 @@ mod ingress;
 pub use ingress::view as ingress_view;
 mod lifecycle;
 mod quota;
-mod serial;
+pub(crate) mod serial;
 mod settings;
+mod wait;
+
+pub use wait::WaitFor;
 
 use crate::config::{Config, ImagesConfig, Limits};
 use crate::error::Error;
@@ -46,6 +49,9 @@ pub struct Containers {
     placing: tokio::sync::Mutex<()>,
     /// One lifecycle change at a time per container.
     serial: serial::Serial,
+    /// One API write at a time per container, around the whole request (`If-Match` is
+    /// checked inside it); taken before `serial`, never inside it.
+    writes: serial::Serial,
 }
 
 impl Containers {
@@ -70,7 +76,13 @@ impl Containers {
             owners: Default::default(),
             placing: tokio::sync::Mutex::new(()),
             serial: Default::default(),
+            writes: Default::default(),
         }
+    }
+
+    /// The API's turn to change container `id`: held across one whole write request.
+    pub(crate) async fn write_turn(&self, id: &str) -> serial::Turn<'_> {
+        self.writes.turn(id).await
     }
 
     pub fn events(&self) -> &EventBus {
@@ -218,18 +230,26 @@ impl Containers {
         self.events.publish(ev);
     }
 
-    /// The container's lifecycle history, newest first.
-    pub async fn history(&self, rec: &ContainerRecord) -> Result<Vec<api::Event>, Error> {
+    /// The container's lifecycle history, newest first, each with its sequence number.
+    pub async fn history(&self, rec: &ContainerRecord) -> Result<Vec<(u64, api::Event)>, Error> {
         Ok(self
             .store
             .events(&rec.id)
             .await?
             .into_iter()
-            .map(|e| api::Event {
-                at: berth_shared::time::rfc3339(e.at),
-                kind: e.kind,
-                message: e.message,
+            .map(|e| {
+                let ev = api::Event {
+                    at: berth_shared::time::rfc3339(e.at),
+                    kind: e.kind,
+                    message: e.message,
+                };
+                (e.seq, ev)
             })
             .collect())
+    }
+
+    /// The caller's visible container records (for pages of `list`).
+    pub async fn mine(&self, user: &str) -> Result<Vec<ContainerRecord>, Error> {
+        Ok(self.store.owner_containers(user).await?)
     }
 }

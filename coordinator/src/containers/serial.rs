@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedMutexGuard;
 
 #[derive(Default)]
-pub(super) struct Serial(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+pub(crate) struct Serial(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
 
 /// The turn of one change; the next waits until it is dropped.
-pub(super) struct Turn<'a> {
+pub(crate) struct Turn<'a> {
     serial: &'a Serial,
     id: String,
     guard: Option<OwnedMutexGuard<()>>,
@@ -24,7 +24,7 @@ impl Serial {
     }
 
     /// Waits for the container's earlier changes to finish.
-    pub async fn turn(&self, id: &str) -> Turn<'_> {
+    pub(crate) async fn turn(&self, id: &str) -> Turn<'_> {
         let lock = self.map().entry(id.to_string()).or_default().clone();
         let guard = lock.lock_owned().await;
         Turn {

@@ -2,7 +2,9 @@
 //! alone. A backend's tests call `run` on a fresh, empty store (and `fill` / `check_filled`
 //! across a reopen). Panics on the first broken promise.
 
-use super::{ContainerRecord, HostUsage, KeyRecord, Store, MAX_EVENTS};
+use super::{
+    ContainerRecord, HostUsage, IdempotencyRecord, KeyRecord, Store, StoredAnswer, MAX_EVENTS,
+};
 use berth_shared::protocol::{DesiredState, Resources};
 
 /// A pending, unplaced record.
@@ -43,6 +45,37 @@ pub async fn run(s: &dyn Store) {
     removal(s).await;
     history(s).await;
     keys_cordons_enrollments(s).await;
+    idempotency(s).await;
+}
+
+async fn idempotency(s: &dyn Store) {
+    let rec = |owner: &str, key: &str, at: u64| IdempotencyRecord {
+        owner: owner.into(),
+        key: key.into(),
+        fingerprint: format!("fp-{owner}-{key}"),
+        created_at: at,
+        answer: None,
+    };
+    assert_eq!(s.reserve_idempotency(rec("alice", "k1", 10)).await.expect("reserve"), None);
+    let again = s.reserve_idempotency(rec("alice", "k1", 11)).await.expect("reserve");
+    assert_eq!(again, Some(rec("alice", "k1", 10)), "the first reservation stays");
+    assert_eq!(
+        s.reserve_idempotency(rec("bob", "k1", 10)).await.expect("reserve"),
+        None,
+        "keys are per user"
+    );
+    let mut done = rec("alice", "k1", 10);
+    done.answer = Some(StoredAnswer {
+        status: 201,
+        body: "{}".into(),
+    });
+    s.put_idempotency(done.clone()).await.expect("put");
+    let got = s.reserve_idempotency(rec("alice", "k1", 12)).await.expect("reserve");
+    assert_eq!(got, Some(done), "the answer is kept");
+    s.remove_idempotency("bob", "k1").await.expect("remove");
+    assert_eq!(s.reserve_idempotency(rec("bob", "k1", 20)).await.expect("reserve"), None);
+    assert_eq!(s.expire_idempotency(15).await.expect("expire"), 1, "alice's, from 10");
+    assert_eq!(s.reserve_idempotency(rec("alice", "k1", 30)).await.expect("reserve"), None);
 }
 
 async fn containers_and_indexes(s: &dyn Store) {
@@ -215,6 +248,10 @@ async fn history(s: &dyn Store) {
     let ev = s.events("bbbb0001").await.expect("events");
     assert_eq!(ev.len(), MAX_EVENTS, "bounded");
     assert_eq!(ev[0].message, format!("{}", MAX_EVENTS + 4), "newest first");
+    assert!(
+        ev.windows(2).all(|w| w[0].seq > w[1].seq),
+        "each event has its own sequence number, newest highest"
+    );
 }
 
 async fn keys_cordons_enrollments(s: &dyn Store) {

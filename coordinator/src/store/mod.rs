@@ -13,7 +13,10 @@ mod records;
 mod sled;
 
 pub use self::sled::SledStore;
-pub use records::{ContainerRecord, EventRecord, IngressRecord, KeyRecord, MAX_EVENTS};
+pub use records::{
+    ContainerRecord, EventRecord, IdempotencyRecord, IngressRecord, KeyRecord, StoredAnswer,
+    MAX_EVENTS,
+};
 
 use berth_shared::protocol::Resources;
 use futures_util::future::BoxFuture;
@@ -99,4 +102,14 @@ pub trait Store: Send + Sync + 'static {
     fn cordoned_hosts(&self) -> StoreFuture<'_, BTreeSet<String>>;
     /// Marks a join token id redeemed; `false` if it already was (atomic).
     fn redeem_enrollment<'a>(&'a self, jti: &'a str, host_key: &'a str) -> StoreFuture<'a, bool>;
+
+    /// Stores `rec` unless the owner already has that key: `None` when it was stored, else
+    /// the record there (atomic).
+    fn reserve_idempotency(&self, rec: IdempotencyRecord)
+        -> StoreFuture<'_, Option<IdempotencyRecord>>;
+    /// Replaces the owner's record of that key (its answer, once the request ran).
+    fn put_idempotency(&self, rec: IdempotencyRecord) -> StoreFuture<'_, ()>;
+    fn remove_idempotency<'a>(&'a self, owner: &'a str, key: &'a str) -> StoreFuture<'a, ()>;
+    /// Removes records created before `before` (unix seconds); how many.
+    fn expire_idempotency(&self, before: u64) -> StoreFuture<'_, usize>;
 }

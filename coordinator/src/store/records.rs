@@ -65,6 +65,9 @@ pub struct IngressRecord {
 /// One entry of a container's lifecycle history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
+    /// Increasing within the container's history: the order of events and their page key.
+    #[serde(default)]
+    pub seq: u64,
     pub at: u64,
     pub kind: String,
     pub message: String,
@@ -97,4 +100,23 @@ pub struct KeyRecord {
     pub public_key: String,
     pub fingerprint: String,
     pub created_at: u64,
+}
+
+/// A POST made with an `Idempotency-Key`: reserved before it runs, its answer kept after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub owner: String,
+    pub key: String,
+    /// SHA-256 of the method, path and body: the same key with another request is refused.
+    pub fingerprint: String,
+    pub created_at: u64,
+    /// `None` while the request runs (or if the coordinator died while it ran).
+    pub answer: Option<StoredAnswer>,
+}
+
+/// The status and JSON body a request answered with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAnswer {
+    pub status: u16,
+    pub body: String,
 }

@@ -4,7 +4,8 @@
 
 use super::MAX_EVENTS;
 use super::{
-    ContainerRecord, Edit, EventRecord, HostUsage, KeyRecord, Store, StoreError, StoreFuture,
+    ContainerRecord, Edit, EventRecord, HostUsage, IdempotencyRecord, KeyRecord, Store,
+    StoreError, StoreFuture,
 };
 use berth_service::records::{decode, decode_all, encode, get};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -31,6 +32,8 @@ pub struct SledStore {
     events: sled::Tree,
     cordoned: sled::Tree,
     enrollments: sled::Tree,
+    /// `owner \0 key` → `IdempotencyRecord`.
+    idempotency: sled::Tree,
     /// Per-host sums of the records, kept in memory: built at open, moved by every committed
     /// write of a record.
     usage: Arc<Mutex<Arc<HashMap<String, HostUsage>>>>,
@@ -125,6 +128,7 @@ impl SledStore {
             events: db.open_tree("events")?,
             cordoned: db.open_tree("cordoned_hosts")?,
             enrollments: db.open_tree("enrollments")?,
+            idempotency: db.open_tree("idempotency")?,
             usage: Arc::default(),
             flusher: Arc::default(),
             db,
@@ -349,8 +353,10 @@ impl Store for SledStore {
     fn add_event<'a>(&'a self, id: &'a str, kind: &'a str, message: String) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut key = id.as_bytes().to_vec();
-            key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+            let seq = self.db.generate_id()?;
+            key.extend_from_slice(&seq.to_be_bytes());
             let ev = EventRecord {
+                seq,
                 at: berth_shared::time::now_unix().0,
                 kind: kind.to_string(),
                 message,
@@ -370,7 +376,15 @@ impl Store for SledStore {
 
     fn events<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Vec<EventRecord>> {
         Box::pin(async move {
-            let mut out: Vec<EventRecord> = decode_all(self.events.scan_prefix(id.as_bytes()))?;
+            let mut out = Vec::new();
+            for entry in self.events.scan_prefix(id.as_bytes()) {
+                let (k, v) = entry?;
+                let mut ev: EventRecord = decode(&k, &v)?;
+                // The key's tail is the event's sequence number (records before `seq` lack it).
+                let tail = k.len().checked_sub(8).and_then(|n| k[n..].try_into().ok());
+                ev.seq = tail.map_or(ev.seq, u64::from_be_bytes);
+                out.push(ev);
+            }
             out.reverse();
             Ok(out)
         })
@@ -459,6 +473,54 @@ impl Store for SledStore {
                 .enrollments
                 .compare_and_swap(jti.as_bytes(), None::<&[u8]>, Some(host_key.as_bytes()))?
                 .is_ok())
+        })
+    }
+
+    fn reserve_idempotency(
+        &self,
+        rec: IdempotencyRecord,
+    ) -> StoreFuture<'_, Option<IdempotencyRecord>> {
+        Box::pin(async move {
+            let k = pair(&rec.owner, rec.key.as_bytes());
+            let v = encode(&k, &rec)?;
+            match self.idempotency.compare_and_swap(&k, None::<&[u8]>, Some(v))? {
+                Ok(()) => Ok(None),
+                Err(e) => match e.current {
+                    Some(cur) => Ok(Some(decode(&k, &cur)?)),
+                    // Removed in between: taken as stored would be wrong, so say it is there.
+                    None => Ok(Some(rec)),
+                },
+            }
+        })
+    }
+
+    fn put_idempotency(&self, rec: IdempotencyRecord) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let k = pair(&rec.owner, rec.key.as_bytes());
+            self.idempotency.insert(&k, encode(&k, &rec)?)?;
+            Ok(())
+        })
+    }
+
+    fn remove_idempotency<'a>(&'a self, owner: &'a str, key: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.idempotency.remove(pair(owner, key.as_bytes()))?;
+            Ok(())
+        })
+    }
+
+    fn expire_idempotency(&self, before: u64) -> StoreFuture<'_, usize> {
+        Box::pin(async move {
+            let mut n = 0;
+            for entry in self.idempotency.iter() {
+                let (k, v) = entry?;
+                let rec: IdempotencyRecord = decode(&k, &v)?;
+                if rec.created_at < before {
+                    self.idempotency.remove(&k)?;
+                    n += 1;
+                }
+            }
+            Ok(n)
         })
     }
 }
