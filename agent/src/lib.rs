@@ -12,6 +12,7 @@
 //! trusts only specs that arrive over its mutually authenticated link, and keeps running its
 //! containers while the coordinator is away.
 
+pub mod command;
 pub mod config;
 pub mod enroll;
 pub mod link;

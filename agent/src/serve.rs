@@ -7,7 +7,7 @@ use crate::runtime::exec::{new_exec_id, ExecIo, ExecRequest};
 use crate::runtime::{Runtime, TaskState};
 use crate::state::State;
 use berth_shared::protocol::{
-    read_frame, write_frame, ContainerSpec, Request, Response, TerminalInput,
+    read_frame, write_frame, ContainerSpec, ExecCommand, Request, Response, TerminalInput,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -74,6 +74,7 @@ impl Services {
                 return self.terminal(id, cols, rows, send, recv).await;
             }
             Ok(Some(Request::Metrics { id })) => self.metrics(&id).await,
+            Ok(Some(Request::Exec(cmd))) => return self.exec(cmd, send).await,
             Ok(None) => return,
             Err(e) => error(e),
         };
@@ -157,6 +158,34 @@ impl Services {
         let _ = send.finish();
     }
 
+    /// Runs a command to its end (`Request::Exec`); killed if the coordinator goes away.
+    async fn exec(&self, cmd: ExecCommand, mut send: quinn::SendStream) {
+        if !self.known(&cmd.id) || !self.is_running(&cmd.id).await {
+            let r = Response::NotRunning {
+                message: "the container is not running".into(),
+            };
+            let _ = write_frame(&mut send, &r).await;
+            let _ = send.finish();
+            return;
+        }
+        if write_frame(&mut send, &Response::Streaming).await.is_err() {
+            return;
+        }
+        tracing::info!(container = %cmd.id, program = %cmd.command[0], "exec");
+        let stopped = send.stopped();
+        let abandoned = async move {
+            let _ = stopped.await;
+        };
+        let resp = match crate::command::run(&self.rt, &cmd, &self.run_dir, abandoned).await {
+            Ok(Some(r)) => Response::Exited(r),
+            Ok(None) => return,
+            Err(e) => error(e),
+        };
+        if write_frame(&mut send, &resp).await.is_ok() {
+            let _ = send.finish();
+        }
+    }
+
     async fn terminal(
         &self,
         id: String,
@@ -175,6 +204,7 @@ impl Services {
         }
         let req = ExecRequest {
             command: None,
+            env: Vec::new(),
             tty: Some((u32::from(cols.max(1)), u32::from(rows.max(1)))),
             term: "xterm-256color".into(),
         };

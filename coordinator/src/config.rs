@@ -248,7 +248,9 @@ impl ConfigFile for Config {
             );
         }
         if !api.rate_limit.is_finite() || api.rate_limit < 0.0 {
-            return Err("[api] rate_limit must be a number of requests per second, 0 or more".into());
+            return Err(
+                "[api] rate_limit must be a number of requests per second, 0 or more".into(),
+            );
         }
         if api.rate_limit > 0.0 && api.rate_burst == 0 {
             return Err("[api] rate_burst must be at least 1 when rate_limit is on".into());

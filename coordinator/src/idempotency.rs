@@ -69,7 +69,12 @@ impl Idempotency {
 
     /// Reserves `key` for `owner`'s request, or finds what became of an earlier one: the
     /// same key with another request is `422`, one that never finished `409`.
-    pub async fn begin(&self, owner: &str, key: &str, fingerprint: String) -> Result<Begin<'_>, Error> {
+    pub async fn begin(
+        &self,
+        owner: &str,
+        key: &str,
+        fingerprint: String,
+    ) -> Result<Begin<'_>, Error> {
         check_key(key)?;
         let turn = self.turns.turn(&format!("{owner}\0{key}")).await;
         let now = now_unix().0;
@@ -107,7 +112,9 @@ impl Idempotency {
                 )),
             };
         }
-        Err(Error::Conflict("the Idempotency-Key is being replaced; retry".into()))
+        Err(Error::Conflict(
+            "the Idempotency-Key is being replaced; retry".into(),
+        ))
     }
 
     /// Removes reservations older than the TTL; how many.
@@ -128,7 +135,9 @@ impl Reservation<'_> {
             });
             store.put_idempotency(self.rec.clone()).await?;
         } else {
-            store.remove_idempotency(&self.rec.owner, &self.rec.key).await?;
+            store
+                .remove_idempotency(&self.rec.owner, &self.rec.key)
+                .await?;
         }
         store.flush().await?;
         Ok(())

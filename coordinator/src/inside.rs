@@ -6,7 +6,16 @@ use crate::error::Error;
 use crate::hub::{Hub, HubError};
 use crate::store::ContainerRecord;
 use berth_shared::api::ContainerStatus;
-use berth_shared::protocol::{read_frame, ContainerMetrics, LogLine, Request, Response};
+use berth_shared::protocol::{
+    read_frame, ContainerMetrics, ExecCommand, ExecResult, LogLine, Request, Response,
+};
+use berth_shared::requests::Exec;
+use std::time::Duration;
+
+/// Bytes of stdout and of stderr an `exec` answer carries; the rest is dropped (`truncated`).
+pub const MAX_EXEC_OUTPUT: usize = 1024 * 1024;
+/// How much longer than the command's own timeout the host may take to answer.
+const EXEC_SLACK: Duration = Duration::from_secs(15);
 
 /// The two halves of an open agent stream.
 pub struct AgentStream {
@@ -107,6 +116,35 @@ impl Inside {
             rows,
         };
         Ok(self.open_on_host(r, true, req).await?.1)
+    }
+
+    /// Runs a command in the container to its end (the host kills it at its timeout).
+    pub async fn exec(&self, r: &ContainerRecord, exec: &Exec) -> Result<ExecResult, Error> {
+        let cmd = ExecCommand {
+            id: r.id.clone(),
+            command: exec.command.clone(),
+            env: exec.env.clone(),
+            stdin: exec.stdin.clone(),
+            timeout_ms: exec.timeout.as_millis() as u64,
+            max_output: MAX_EXEC_OUTPUT,
+        };
+        let (_, mut s) = self.open_on_host(r, true, Request::Exec(cmd)).await?;
+        let _ = s.send.finish();
+        let ended = tokio::time::timeout(exec.timeout + EXEC_SLACK, read_frame(&mut s.recv));
+        match ended.await {
+            Ok(Ok(Some(Response::Exited(res)))) => Ok(res),
+            Ok(Ok(Some(Response::NotRunning { .. }))) => Err(not_running()),
+            Ok(Ok(Some(Response::Error { message }))) => Err(Error::Unavailable(message)),
+            Ok(Ok(_)) => Err(Error::Unavailable(
+                "the host did not say how the command ended".into(),
+            )),
+            Ok(Err(e)) => Err(Error::Unavailable(format!(
+                "reading the command's end: {e}"
+            ))),
+            Err(_) => Err(Error::Unavailable(
+                "the host did not answer within the command's timeout".into(),
+            )),
+        }
     }
 
     pub async fn metrics(&self, r: &ContainerRecord) -> Result<ContainerMetrics, Error> {

@@ -22,13 +22,13 @@ pub mod error;
 mod events;
 mod fleet;
 mod http;
-mod idempotency;
 pub mod hub;
+mod idempotency;
 mod inside;
 mod keys;
-mod ratelimit;
 pub mod pki;
 pub mod placement;
+mod ratelimit;
 pub mod registry;
 pub mod services;
 pub mod store;
@@ -230,7 +230,9 @@ async fn expire_idempotency(idem: Arc<idempotency::Idempotency>) {
         match idem.expire().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(n, "expired idempotency keys"),
-            Err(e) => tracing::warn!(error = %e, "cannot expire idempotency keys; retrying in an hour"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot expire idempotency keys; retrying in an hour")
+            }
         }
     }
 }

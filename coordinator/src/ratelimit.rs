@@ -80,10 +80,16 @@ mod tests {
             assert!(l.take_at("alice", t0).is_ok());
         }
         let wait = l.take_at("alice", t0).expect_err("the burst is spent");
-        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(50), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(50),
+            "{wait:?}"
+        );
         assert!(l.take_at("bob", t0).is_ok(), "buckets are per user");
         let later = t0 + Duration::from_millis(100);
-        assert!(l.take_at("alice", later).is_ok(), "two tokens back after 100 ms");
+        assert!(
+            l.take_at("alice", later).is_ok(),
+            "two tokens back after 100 ms"
+        );
         assert!(l.take_at("alice", later).is_ok());
         assert!(l.take_at("alice", later).is_err());
         let off = RateLimiter::new(0.0, 1);

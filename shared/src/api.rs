@@ -190,6 +190,21 @@ pub struct SshKeyList {
     pub next_cursor: Option<String>,
 }
 
+/// `POST /compute/containers/:id/exec`: how the command ended and what it wrote. With
+/// `"encoding": "base64"` the outputs are base64 (byte-exact); else UTF-8 text, with bytes that
+/// are not UTF-8 replaced by U+FFFD.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecOutput {
+    pub exit_code: u32,
+    pub stdout: String,
+    pub stderr: String,
+    pub encoding: String,
+    /// Output past the limit (1 MiB of each stream) was dropped.
+    pub truncated: bool,
+    /// The command ran past its timeout and was killed.
+    pub timed_out: bool,
+}
+
 /// `GET /compute/containers/:id/wait`: the status reached, and the container then (none once
 /// it is deleted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

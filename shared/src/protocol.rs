@@ -275,6 +275,56 @@ pub enum Request {
     Metrics {
         id: String,
     },
+    /// Runs a command to its end. Answer: [`Response::Streaming`], then one more `Response`
+    /// when it is over: [`Response::Exited`] (also when killed at its timeout) or an error.
+    /// A stream the coordinator drops kills the command.
+    Exec(ExecCommand),
+}
+
+/// A command for [`Request::Exec`]: argv, extra environment, all of stdin, and bounds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecCommand {
+    pub id: String,
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, with = "b64")]
+    pub stdin: Vec<u8>,
+    /// The command is killed (SIGKILL) after this long.
+    pub timeout_ms: u64,
+    /// Bytes kept of stdout and of stderr each; the rest is read and dropped.
+    pub max_output: usize,
+}
+
+/// How an [`ExecCommand`] ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecResult {
+    /// The exit status (128 + signal when killed).
+    pub exit_code: u32,
+    #[serde(with = "b64")]
+    pub stdout: Vec<u8>,
+    #[serde(with = "b64")]
+    pub stderr: Vec<u8>,
+    /// Output past `max_output` was dropped.
+    pub truncated: bool,
+    /// The command was killed at its timeout.
+    pub timed_out: bool,
+}
+
+/// Bytes as base64 strings in frames (a third larger, where a JSON array is four times).
+mod b64 {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD.decode(s).map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -291,6 +341,8 @@ pub enum Response {
         message: String,
     },
     Metrics(ContainerMetrics),
+    /// How an [`ExecCommand`] ended.
+    Exited(ExecResult),
     Error {
         message: String,
     },

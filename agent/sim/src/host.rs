@@ -192,6 +192,9 @@ impl SimHost {
             Ok(Some(Request::Terminal { .. })) => Response::NotRunning {
                 message: "a simulated host has no terminal".into(),
             },
+            Ok(Some(Request::Exec(_))) => Response::NotRunning {
+                message: "a simulated host runs no commands".into(),
+            },
             Ok(None) => return,
             Err(e) => Response::Error {
                 message: e.to_string(),

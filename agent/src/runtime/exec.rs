@@ -21,11 +21,22 @@ use tokio::net::unix::pipe;
 #[derive(Debug, Clone)]
 pub struct ExecRequest {
     /// `None`: a login shell.
-    pub command: Option<String>,
+    pub command: Option<Command>,
+    /// Set in the process's environment over the container's own.
+    pub env: Vec<(String, String)>,
     /// `Some((cols, rows))` allocates a terminal of that size.
     pub tty: Option<(u32, u32)>,
     /// `TERM` for a terminal session.
     pub term: String,
+}
+
+/// What an exec runs.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// A command line for `/bin/sh -c` (SSH's `exec`).
+    Shell(String),
+    /// An argv run as is (the API's `exec`).
+    Argv(Vec<String>),
 }
 
 /// The agent's ends of a started process's stdio. `stderr` is `None` for a terminal, whose
@@ -87,7 +98,8 @@ fn process_spec(container_spec: &Value, req: &ExecRequest) -> Value {
         .cloned()
         .unwrap_or_else(|| serde_json::json!({"user": {"uid": 0, "gid": 0}}));
     let args: Vec<String> = match &req.command {
-        Some(cmd) => vec!["/bin/sh".into(), "-c".into(), cmd.clone()],
+        Some(Command::Shell(cmd)) => vec!["/bin/sh".into(), "-c".into(), cmd.clone()],
+        Some(Command::Argv(argv)) => argv.clone(),
         None => vec!["/bin/sh".into(), "-l".into()],
     };
     let mut env: Vec<String> = p["env"]
@@ -100,6 +112,11 @@ fn process_spec(container_spec: &Value, req: &ExecRequest) -> Value {
         })
         .unwrap_or_default();
     env.push("HOME=/root".into());
+    for (k, v) in &req.env {
+        let prefix = format!("{k}=");
+        env.retain(|e| !e.starts_with(&prefix));
+        env.push(format!("{k}={v}"));
+    }
     if req.tty.is_some() {
         env.push(format!("TERM={}", req.term));
     }
@@ -292,14 +309,17 @@ impl ExecProcess {
         self.ctl.kill(signal).await
     }
 
-    /// Waits for the process to exit and returns its exit status.
+    /// Waits for the process to exit and returns its exit status. Cancel-safe: a wait cut
+    /// short (by a timeout) can be waited again.
     pub async fn wait(&mut self) -> Result<u32, RuntimeError> {
-        match self.exit.take() {
-            Some(h) => h
-                .await
-                .unwrap_or(Err(RuntimeError::NotFound { op: "wait exec" })),
-            None => Err(RuntimeError::NotFound { op: "wait exec" }),
-        }
+        let Some(h) = self.exit.as_mut() else {
+            return Err(RuntimeError::NotFound { op: "wait exec" });
+        };
+        let r = h
+            .await
+            .unwrap_or(Err(RuntimeError::NotFound { op: "wait exec" }));
+        self.exit = None;
+        r
     }
 
     /// Kills the process if it still runs and removes it and its FIFOs.

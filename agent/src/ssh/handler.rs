@@ -3,7 +3,7 @@
 //! when the client asks for a shell or a command.
 
 use super::{auth, session, Shared};
-use crate::runtime::exec::ExecRequest;
+use crate::runtime::exec::{Command, ExecRequest};
 use russh::server::{Auth, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId};
 use std::collections::HashMap;
@@ -76,7 +76,12 @@ impl Connection {
             }
             None => (None, String::new()),
         };
-        let req = ExecRequest { command, tty, term };
+        let req = ExecRequest {
+            command: command.map(Command::Shell),
+            env: Vec::new(),
+            tty,
+            term,
+        };
         tracing::info!(container = %container, peer = ?self.peer, tty = req.tty.is_some(),
             command = req.command.is_some(), "SSH session");
         tokio::spawn(session::run(self.shared.clone(), container, p.channel, req));

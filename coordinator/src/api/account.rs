@@ -22,7 +22,14 @@ pub async fn openapi(_: Call) -> Result<Reply, ApiError> {
 
 pub async fn images(c: Call) -> Result<Reply, ApiError> {
     let page = Page::from_query(&c.query)?;
-    let images = c.svc.containers.images().await?.into_iter().enumerate().collect();
+    let images = c
+        .svc
+        .containers
+        .images()
+        .await?
+        .into_iter()
+        .enumerate()
+        .collect();
     // The catalog's own order (builtin first), by position.
     let (images, next) = page.take(images, |(i, _)| super::page::ascending(*i as u64));
     let images: Vec<_> = images.into_iter().map(|(_, im)| im).collect();

@@ -60,7 +60,8 @@ pub async fn action(c: Call, body: ActionBody) -> Result<Reply, ApiError> {
 pub async fn events(c: Call) -> Result<Reply, ApiError> {
     let page = Page::from_query(&c.query)?;
     let history = c.svc.containers.history(c.container()?).await?;
-    let (history, next_cursor) = page.take(history, |(seq, _)| super::page::ascending(u64::MAX - seq));
+    let (history, next_cursor) =
+        page.take(history, |(seq, _)| super::page::ascending(u64::MAX - seq));
     let events = history.into_iter().map(|(_, e)| e).collect();
     let reply = json(&EventList {
         events,
@@ -87,7 +88,10 @@ pub async fn wait(c: Call) -> Result<Reply, ApiError> {
             .filter(|d| !d.is_zero() && *d <= MAX_WAIT),
     };
     if timeout.is_none() {
-        errors.add("timeout", "must be a duration from 1ms to 10m, such as 30s or 5m");
+        errors.add(
+            "timeout",
+            "must be a duration from 1ms to 10m, such as 30s or 5m",
+        );
     }
     let (Some(want), Some(timeout)) = (want, timeout) else {
         return Err(Error::Invalid(errors).into());

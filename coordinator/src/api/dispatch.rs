@@ -269,10 +269,11 @@ async fn once(
     key: String,
 ) -> Result<Reply, ApiError> {
     let body = std::mem::replace(&mut req.body, futures_util::stream::empty().boxed());
-    let raw = match tokio::time::timeout(super::call::BODY_TIMEOUT, super::call::collect(body)).await {
-        Ok(r) => bytes::Bytes::from(r?),
-        Err(_) => return Err(ApiError::BadBody("the body did not arrive in time".into())),
-    };
+    let raw =
+        match tokio::time::timeout(super::call::BODY_TIMEOUT, super::call::collect(body)).await {
+            Ok(r) => bytes::Bytes::from(r?),
+            Err(_) => return Err(ApiError::BadBody("the body did not arrive in time".into())),
+        };
     let fingerprint = idempotency::fingerprint(req.method.as_str(), path, &raw);
     let task = tokio::spawn(async move {
         let idem = svc.idempotency.clone();
@@ -303,7 +304,10 @@ fn replay(answer: StoredAnswer) -> Reply {
     let mut r = Reply::new(answer.body.into());
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert("idempotent-replayed", HeaderValue::from_static("true"));
     r
 }
@@ -314,9 +318,9 @@ fn if_match(headers: &HeaderMap, generation: u64) -> bool {
         return true;
     };
     let want = generation.to_string();
-    v.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == want
-    })
+    v.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == want)
 }
 
 fn etag(generation: u64) -> HeaderValue {

@@ -8,7 +8,9 @@ use super::call::{json, Call, Reply};
 use super::error::ApiError;
 use crate::error::Error;
 use crate::inside::AgentStream;
+use berth_shared::api::ExecOutput;
 use berth_shared::protocol::{read_frame, write_frame, LogLine, TerminalInput};
+use berth_shared::requests::{ExecBody, Validate};
 use berth_shared::validation::FieldErrors;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -179,4 +181,27 @@ async fn relay(socket: WebSocket, s: AgentStream) {
         _ = upstream => {}
         _ = downstream => {}
     }
+}
+
+/// `POST …/exec`: runs a command to its end and answers its exit status and output; `409
+/// not_running` when the container is not running.
+pub async fn exec(c: Call, body: ExecBody) -> Result<Reply, ApiError> {
+    let exec = body.validate(&()).map_err(Error::Invalid)?;
+    let res = c
+        .svc
+        .inside
+        .exec(c.container()?, &exec)
+        .await
+        .map_err(|e| match e {
+            Error::NotRunning(m) => ApiError::ExecNotRunning(m),
+            e => e.into(),
+        })?;
+    json(&ExecOutput {
+        exit_code: res.exit_code,
+        stdout: exec.encoding.encode(&res.stdout),
+        stderr: exec.encoding.encode(&res.stderr),
+        encoding: exec.encoding.as_str().to_string(),
+        truncated: res.truncated,
+        timed_out: res.timed_out,
+    })
 }

@@ -12,7 +12,7 @@ mod hosts;
 mod inside;
 mod keys;
 mod live;
-mod page;
+pub(crate) mod page;
 pub mod route;
 mod settings;
 
@@ -57,6 +57,7 @@ pub fn table() -> Vec<Route> {
         Route::new(GET, "/compute/containers/{id}/logs", Container(Read), plain(inside::logs)).websocket(),
         Route::new(GET, "/compute/containers/{id}/terminal", Container(Update), plain(inside::terminal)).websocket(),
         Route::new(GET, "/compute/containers/{id}/metrics", Container(Read), plain(inside::metrics)),
+        Route::new(POST, "/compute/containers/{id}/exec", Container(Update), body(inside::exec)).unversioned(),
         Route::new(GET, "/compute/ws", User(Read), plain(live::status)).websocket(),
         Route::new(GET, "/compute/images", Containers(Read), plain(account::images)),
         Route::new(GET, "/compute/quota", Containers(Read), plain(account::quota)),

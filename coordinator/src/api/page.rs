@@ -31,7 +31,10 @@ impl Page {
             None => DEFAULT_LIMIT,
             Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
             Some(_) => {
-                errors.add("limit", format!("must be a whole number from 1 to {MAX_LIMIT}"));
+                errors.add(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
+                );
                 0
             }
         };
@@ -60,9 +63,7 @@ impl Page {
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
         let more = keyed.len() > self.limit;
         keyed.truncate(self.limit);
-        let next = more
-            .then(|| keyed.last().map(|(k, _)| encode(k)))
-            .flatten();
+        let next = more.then(|| keyed.last().map(|(k, _)| encode(k))).flatten();
         (keyed.into_iter().map(|(_, t)| t).collect(), next)
     }
 }
@@ -106,7 +107,11 @@ mod tests {
     use super::*;
 
     fn page(q: &[(&str, &str)]) -> Result<Page, Error> {
-        Page::from_query(&q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Page::from_query(
+            &q.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     #[test]
@@ -135,9 +140,16 @@ mod tests {
 
     #[test]
     fn the_default_page_is_the_whole_short_list_and_bad_parameters_are_422() {
-        let (got, next) = page(&[]).expect("page").take(vec![3u64, 1, 2], |n| ascending(*n));
+        let (got, next) = page(&[])
+            .expect("page")
+            .take(vec![3u64, 1, 2], |n| ascending(*n));
         assert_eq!((got, next), (vec![1, 2, 3], None));
-        for q in [("limit", "0"), ("limit", "1001"), ("limit", "x"), ("cursor", "zz")] {
+        for q in [
+            ("limit", "0"),
+            ("limit", "1001"),
+            ("limit", "x"),
+            ("cursor", "zz"),
+        ] {
             assert!(matches!(page(&[q]), Err(Error::Invalid(_))), "{q:?}");
         }
         assert!(newest_first(2, "a") < newest_first(1, "a"));

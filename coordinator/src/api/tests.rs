@@ -686,6 +686,35 @@ mod rules {
         }
     }
 
+    #[test]
+    fn pages_follow_the_server() {
+        use crate::api::page::{DEFAULT_LIMIT, MAX_LIMIT};
+        let doc = doc();
+        let s = &doc["components"]["parameters"]["Limit"]["schema"];
+        assert_eq!(
+            (
+                s["default"].as_u64(),
+                s["minimum"].as_u64(),
+                s["maximum"].as_u64()
+            ),
+            (Some(DEFAULT_LIMIT as u64), Some(1), Some(MAX_LIMIT as u64))
+        );
+        // Every list route takes the page parameters.
+        for path in [
+            "/compute/containers",
+            "/compute/containers/{id}/events",
+            "/compute/ssh-keys",
+            "/compute/containers/{id}/ingress",
+            "/compute/hosts",
+            "/compute/images",
+        ] {
+            let params = doc["paths"][path]["get"]["parameters"].to_string();
+            for p in ["Limit", "Cursor"] {
+                assert!(params.contains(&format!("/parameters/{p}")), "{path} {p}");
+            }
+        }
+    }
+
     /// Every error body the server can send. A new `ErrorBody` variant does not compile here
     /// until it is added, and then the document must describe it.
     fn every_error_body() -> Vec<ErrorBody> {
@@ -711,6 +740,10 @@ mod rules {
             ErrorBody::UnsupportedMediaType { message: m() },
             ErrorBody::PayloadTooLarge { message: m() },
             ErrorBody::Unavailable { message: m() },
+            ErrorBody::NotRunning { message: m() },
+            ErrorBody::Timeout { message: m() },
+            ErrorBody::PreconditionFailed { message: m() },
+            ErrorBody::RateLimited { message: m() },
             ErrorBody::Internal,
         ];
         for e in &all {
@@ -727,6 +760,10 @@ mod rules {
                 | ErrorBody::UnsupportedMediaType { .. }
                 | ErrorBody::PayloadTooLarge { .. }
                 | ErrorBody::Unavailable { .. }
+                | ErrorBody::NotRunning { .. }
+                | ErrorBody::Timeout { .. }
+                | ErrorBody::PreconditionFailed { .. }
+                | ErrorBody::RateLimited { .. }
                 | ErrorBody::Internal => {}
             }
         }

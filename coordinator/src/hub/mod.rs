@@ -204,5 +204,6 @@ fn kind(req: &Request) -> &'static str {
         Request::Logs { .. } => "logs",
         Request::Terminal { .. } => "terminal",
         Request::Metrics { .. } => "metrics",
+        Request::Exec(_) => "exec",
     }
 }

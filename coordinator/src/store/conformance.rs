@@ -56,11 +56,25 @@ async fn idempotency(s: &dyn Store) {
         created_at: at,
         answer: None,
     };
-    assert_eq!(s.reserve_idempotency(rec("alice", "k1", 10)).await.expect("reserve"), None);
-    let again = s.reserve_idempotency(rec("alice", "k1", 11)).await.expect("reserve");
-    assert_eq!(again, Some(rec("alice", "k1", 10)), "the first reservation stays");
     assert_eq!(
-        s.reserve_idempotency(rec("bob", "k1", 10)).await.expect("reserve"),
+        s.reserve_idempotency(rec("alice", "k1", 10))
+            .await
+            .expect("reserve"),
+        None
+    );
+    let again = s
+        .reserve_idempotency(rec("alice", "k1", 11))
+        .await
+        .expect("reserve");
+    assert_eq!(
+        again,
+        Some(rec("alice", "k1", 10)),
+        "the first reservation stays"
+    );
+    assert_eq!(
+        s.reserve_idempotency(rec("bob", "k1", 10))
+            .await
+            .expect("reserve"),
         None,
         "keys are per user"
     );
@@ -70,12 +84,29 @@ async fn idempotency(s: &dyn Store) {
         body: "{}".into(),
     });
     s.put_idempotency(done.clone()).await.expect("put");
-    let got = s.reserve_idempotency(rec("alice", "k1", 12)).await.expect("reserve");
+    let got = s
+        .reserve_idempotency(rec("alice", "k1", 12))
+        .await
+        .expect("reserve");
     assert_eq!(got, Some(done), "the answer is kept");
     s.remove_idempotency("bob", "k1").await.expect("remove");
-    assert_eq!(s.reserve_idempotency(rec("bob", "k1", 20)).await.expect("reserve"), None);
-    assert_eq!(s.expire_idempotency(15).await.expect("expire"), 1, "alice's, from 10");
-    assert_eq!(s.reserve_idempotency(rec("alice", "k1", 30)).await.expect("reserve"), None);
+    assert_eq!(
+        s.reserve_idempotency(rec("bob", "k1", 20))
+            .await
+            .expect("reserve"),
+        None
+    );
+    assert_eq!(
+        s.expire_idempotency(15).await.expect("expire"),
+        1,
+        "alice's, from 10"
+    );
+    assert_eq!(
+        s.reserve_idempotency(rec("alice", "k1", 30))
+            .await
+            .expect("reserve"),
+        None
+    );
 }
 
 async fn containers_and_indexes(s: &dyn Store) {

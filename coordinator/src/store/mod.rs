@@ -105,8 +105,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores `rec` unless the owner already has that key: `None` when it was stored, else
     /// the record there (atomic).
-    fn reserve_idempotency(&self, rec: IdempotencyRecord)
-        -> StoreFuture<'_, Option<IdempotencyRecord>>;
+    fn reserve_idempotency(
+        &self,
+        rec: IdempotencyRecord,
+    ) -> StoreFuture<'_, Option<IdempotencyRecord>>;
     /// Replaces the owner's record of that key (its answer, once the request ran).
     fn put_idempotency(&self, rec: IdempotencyRecord) -> StoreFuture<'_, ()>;
     fn remove_idempotency<'a>(&'a self, owner: &'a str, key: &'a str) -> StoreFuture<'a, ()>;

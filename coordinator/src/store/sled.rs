@@ -4,8 +4,8 @@
 
 use super::MAX_EVENTS;
 use super::{
-    ContainerRecord, Edit, EventRecord, HostUsage, IdempotencyRecord, KeyRecord, Store,
-    StoreError, StoreFuture,
+    ContainerRecord, Edit, EventRecord, HostUsage, IdempotencyRecord, KeyRecord, Store, StoreError,
+    StoreFuture,
 };
 use berth_service::records::{decode, decode_all, encode, get};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -483,7 +483,10 @@ impl Store for SledStore {
         Box::pin(async move {
             let k = pair(&rec.owner, rec.key.as_bytes());
             let v = encode(&k, &rec)?;
-            match self.idempotency.compare_and_swap(&k, None::<&[u8]>, Some(v))? {
+            match self
+                .idempotency
+                .compare_and_swap(&k, None::<&[u8]>, Some(v))?
+            {
                 Ok(()) => Ok(None),
                 Err(e) => match e.current {
                     Some(cur) => Ok(Some(decode(&k, &cur)?)),

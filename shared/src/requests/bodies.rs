@@ -39,6 +39,14 @@ super::body! {
         #[serde(rename = "type")]
         kind: String,
     }
+    /// `POST /compute/containers/:id/exec`.
+    ExecBody {
+        command: Vec<String>,
+        stdin: String,
+        env: BTreeMap<String, String>,
+        timeout: String,
+        encoding: String,
+    }
     /// `POST /compute/ssh-keys`.
     KeyBody { name: String, public_key: String }
     /// `POST /compute/hosts/enroll`: a one-time join token and the agent's own public key.

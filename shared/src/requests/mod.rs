@@ -166,6 +166,7 @@ impl Check {
 mod bodies;
 mod change;
 mod create;
+mod exec;
 mod keys;
 #[cfg(test)]
 mod tests;
@@ -173,3 +174,4 @@ mod tests;
 pub use bodies::*;
 pub use change::{Action, Patch, PatchLimits};
 pub use create::SizeLimits;
+pub use exec::{Encoding, Exec, MAX_EXEC_TIMEOUT};
