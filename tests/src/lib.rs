@@ -113,6 +113,9 @@ impl Cluster {
 listen = "127.0.0.1:{api_port}"
 domain = "berth.test"
 stop_wait = "20s"
+# The limiter is on, well above what one test's polling asks (its own test lowers it).
+rate_limit = 200
+rate_burst = 1000
 [link]
 listen = "127.0.0.1:{link_port}"
 ca_cert = "{d}/tls/ca.pem"

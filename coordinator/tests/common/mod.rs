@@ -60,6 +60,11 @@ pub async fn start_with(
     std::fs::create_dir_all(&dir)?;
     let auth = auth(&dir)?;
     let d = dir.display();
+    // Route tests fire requests back to back; the rate-limit test sets its own.
+    let api = match api.contains("rate_limit") {
+        true => api.to_string(),
+        false => format!("rate_limit = 0\n{api}"),
+    };
     let toml = format!(
         r#"
 [api]
