@@ -237,7 +237,11 @@ async fn run(
     if route.body.is_some() && declared.is_some_and(|n| n > super::call::MAX_BODY as u64) {
         return Err(ApiError::TooLarge);
     }
-    let key = header(&req.headers, "idempotency-key").map(str::to_string);
+    // A key that is not visible ASCII is kept as is for `check_key` to refuse (not ignored).
+    let key = req
+        .headers
+        .get("idempotency-key")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     match key {
         Some(key) if req.method == Method::POST && route.scope.authenticated() => {
             once(svc, route.clone(), params, req, user, path, key).await
