@@ -10,6 +10,7 @@ mod dispatch;
 pub mod error;
 mod hosts;
 mod inside;
+mod invoke;
 mod keys;
 mod live;
 pub(crate) mod page;

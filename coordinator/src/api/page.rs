@@ -92,7 +92,7 @@ fn encode(key: &str) -> String {
 }
 
 fn decode(cursor: &str) -> Option<String> {
-    if cursor.len() % 2 != 0 || cursor.len() > 1024 {
+    if !cursor.len().is_multiple_of(2) || cursor.len() > 1024 {
         return None;
     }
     let bytes = (0..cursor.len())
