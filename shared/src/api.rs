@@ -81,8 +81,9 @@ pub struct Container {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerList {
     pub containers: Vec<Container>,
-    /// The cursor of the next page (`?cursor=`); `null` on the last page.
-    #[serde(default)]
+    /// The cursor of the next page (`?cursor=`); absent on the last page, so a list that fits
+    /// one page is exactly the seeds' shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 
@@ -117,8 +118,9 @@ pub struct IngressRule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngressList {
     pub rules: Vec<IngressRule>,
-    /// The cursor of the next page (`?cursor=`); `null` on the last page.
-    #[serde(default)]
+    /// The cursor of the next page (`?cursor=`); absent on the last page, so a list that fits
+    /// one page is exactly the seeds' shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 
@@ -154,8 +156,9 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventList {
     pub events: Vec<Event>,
-    /// The cursor of the next page (`?cursor=`); `null` on the last page.
-    #[serde(default)]
+    /// The cursor of the next page (`?cursor=`); absent on the last page, so a list that fits
+    /// one page is exactly the seeds' shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 
@@ -185,8 +188,9 @@ pub struct SshKey {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SshKeyList {
     pub ssh_keys: Vec<SshKey>,
-    /// The cursor of the next page (`?cursor=`); `null` on the last page.
-    #[serde(default)]
+    /// The cursor of the next page (`?cursor=`); absent on the last page, so a list that fits
+    /// one page is exactly the seeds' shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 

@@ -10,7 +10,11 @@ use berth_shared::requests::{EnrollBody, Validate};
 pub async fn list(c: Call) -> Result<Reply, ApiError> {
     let page = Page::from_query(&c.query)?;
     let (hosts, next) = page.take(c.svc.fleet.view().await?, |h| h.host_key.clone());
-    let reply = json(&serde_json::json!({"hosts": hosts, "next_cursor": next}))?;
+    let mut body = serde_json::json!({ "hosts": hosts });
+    if let Some(n) = &next {
+        body["next_cursor"] = n.clone().into();
+    }
+    let reply = json(&body)?;
     Ok(with_cursor(reply, next.as_deref()))
 }
 
