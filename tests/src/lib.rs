@@ -29,6 +29,11 @@ pub use net::{free_tcp_port, test_network};
 pub use setup::Setup;
 pub use user::User;
 
+/// A binary of this workspace (`BERTH_BIN_DIR`, else `target/debug`).
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
 fn bin_dir() -> PathBuf {
     std::env::var_os("BERTH_BIN_DIR")
         .map(PathBuf::from)

@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// How to print answers: tables, or the API's JSON.
-    #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     #[command(subcommand)]
     pub command: Cmd,
@@ -235,4 +235,12 @@ pub enum HostsCmd {
     Ls,
     Cordon { host_key: String },
     Uncordon { host_key: String },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -172,12 +172,12 @@ pub async fn events(ctx: &Ctx, name: &str) -> Result<(), CliError> {
         .map(|e| {
             vec![
                 output::cell(&e["at"]),
-                output::cell(&e["kind"]),
+                output::cell(&e["type"]),
                 output::cell(&e["message"]),
             ]
         })
         .collect();
-    output::table(&["at", "kind", "message"], rows);
+    output::table(&["at", "type", "message"], rows);
     Ok(())
 }
 
