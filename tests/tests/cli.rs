@@ -35,7 +35,13 @@ fn text(b: &[u8]) -> String {
 /// `berth ARGS` that must succeed: its stdout.
 fn ok(home: &Path, args: &[&str]) -> Result<String> {
     let out = berth(home, args, b"")?;
-    ensure!(out.status.success(), "berth {args:?}: {:?}\n{}{}", out.status, text(&out.stdout), text(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "berth {args:?}: {:?}\n{}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     Ok(text(&out.stdout))
 }
 
@@ -89,11 +95,21 @@ fn in_pty(home: &Path, args: &[&str], steps: Value) -> Result<String> {
     let mut argv = vec![bin("berth").display().to_string()];
     argv.extend(args.iter().map(|a| a.to_string()));
     let out = Command::new("python3")
-        .args(["-c", PTY, &serde_json::to_string(&argv)?, &steps.to_string()])
+        .args([
+            "-c",
+            PTY,
+            &serde_json::to_string(&argv)?,
+            &steps.to_string(),
+        ])
         .env("XDG_CONFIG_HOME", home)
         .env("TERM", "xterm")
         .output()?;
-    ensure!(out.status.success(), "pty driver: {}{}", text(&out.stdout), text(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "pty driver: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     Ok(text(&out.stdout))
 }
 
@@ -104,7 +120,11 @@ fn home(c: &Cluster) -> PathBuf {
 async fn logged_in(c: &Cluster, user: &User) -> Result<PathBuf> {
     let h = home(c);
     std::fs::create_dir_all(&h)?;
-    let out = berth(&h, &["login", "--api", &c.api, "--token-stdin"], user.token.as_bytes())?;
+    let out = berth(
+        &h,
+        &["login", "--api", &c.api, "--token-stdin"],
+        user.token.as_bytes(),
+    )?;
     ensure!(out.status.success(), "login: {}", text(&out.stderr));
     let file = h.join("berth/config.toml");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file)?.permissions());
@@ -119,39 +139,98 @@ async fn the_cli_drives_a_container_from_create_to_rm() -> Result<()> {
     let keys = c.dir.join("cli-keys");
     let (_, key_path) = alice.add_key_in("laptop", &keys).await?;
     let h = logged_in(&c, &alice).await?;
-    ensure!(ok(&h, &["whoami"])?.contains("alice"), "whoami names the user");
+    ensure!(
+        ok(&h, &["whoami"])?.contains("alice"),
+        "whoami names the user"
+    );
 
     // create waits until it runs, and says so.
     let out = ok(&h, &["create", "web", "--ssh", "--port", "8080"])?;
     ensure!(out.contains("web") && out.contains("running"), "{out}");
     let ls = ok(&h, &["ls"])?;
-    ensure!(ls.lines().next().is_some_and(|l| l.starts_with("ID")) && ls.contains("running"), "{ls}");
+    ensure!(
+        ls.lines().next().is_some_and(|l| l.starts_with("ID")) && ls.contains("running"),
+        "{ls}"
+    );
     let json: Value = serde_json::from_str(&ok(&h, &["ls", "--output", "json"])?)?;
-    let id = json["containers"][0]["id"].as_str().context("id")?.to_string();
+    let id = json["containers"][0]["id"]
+        .as_str()
+        .context("id")?
+        .to_string();
     ensure!(json["containers"][0]["name"] == "web", "{json}");
 
     // exec: the command's status is berth's, stdin goes in, stderr stays apart.
-    let out = berth(&h, &["exec", "web", "--", "sh", "-c", "cat; echo oops >&2; exit 3"], b"piped in\n")?;
+    let out = berth(
+        &h,
+        &[
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "cat; echo oops >&2; exit 3",
+        ],
+        b"piped in\n",
+    )?;
     ensure!(out.status.code() == Some(3), "exit status {:?}", out.status);
-    ensure!(text(&out.stdout) == "piped in\n" && text(&out.stderr) == "oops\n", "{out:?}");
+    ensure!(
+        text(&out.stdout) == "piped in\n" && text(&out.stderr) == "oops\n",
+        "{out:?}"
+    );
 
     // ssh with the system's OpenSSH client.
     let k = key_path.display().to_string();
-    let out = berth(&h, &["ssh", "web", "-i", &k, "-o", "StrictHostKeyChecking=no",
-        "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "--", "echo", "over-ssh"], b"")?;
-    ensure!(out.status.success() && text(&out.stdout).contains("over-ssh"), "ssh: {}{}", text(&out.stdout), text(&out.stderr));
+    let out = berth(
+        &h,
+        &[
+            "ssh",
+            "web",
+            "-i",
+            &k,
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "--",
+            "echo",
+            "over-ssh",
+        ],
+        b"",
+    )?;
+    ensure!(
+        out.status.success() && text(&out.stdout).contains("over-ssh"),
+        "ssh: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 
     // console in a real terminal: echo, the size and a resize, Ctrl-] to detach.
-    let out = in_pty(&h, &["console", "web"], serde_json::json!([
-        ["until", "detach with Ctrl-]"], ["sleep", 0.5],
-        ["attrs", null],
-        ["send", "echo con''sole\r"], ["until", "console"],
-        ["send", "stty size\r"], ["until", "30 100"],
-        ["resize", [40, 120]], ["sleep", 0.5], ["send", "stty size\r"], ["until", "40 120"],
-        ["send", "\u{1d}"], ["until", "detached"],
-    ]))?;
+    let out = in_pty(
+        &h,
+        &["console", "web"],
+        serde_json::json!([
+            ["until", "detach with Ctrl-]"],
+            ["sleep", 0.5],
+            ["attrs", null],
+            ["send", "echo con''sole\r"],
+            ["until", "console"],
+            ["send", "stty size\r"],
+            ["until", "30 100"],
+            ["resize", [40, 120]],
+            ["sleep", 0.5],
+            ["send", "stty size\r"],
+            ["until", "40 120"],
+            ["send", "\u{1d}"],
+            ["until", "detached"],
+        ]),
+    )?;
     ensure!(out.contains("noecho raw"), "raw while attached: {out}");
-    ensure!(out.contains("after: ECHO ICANON") && out.contains("exit: 0"), "restored, exit 0: {out}");
+    ensure!(
+        out.contains("after: ECHO ICANON") && out.contains("exit: 0"),
+        "restored, exit 0: {out}"
+    );
 
     // logs -f gets a line written after it started.
     let mut follow = Command::new(bin("berth"))
@@ -160,7 +239,17 @@ async fn the_cli_drives_a_container_from_create_to_rm() -> Result<()> {
         .stdout(Stdio::piped())
         .spawn()?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    ok(&h, &["exec", "web", "--", "sh", "-c", "echo a-new-line > /proc/1/fd/1"])?;
+    ok(
+        &h,
+        &[
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "echo a-new-line > /proc/1/fd/1",
+        ],
+    )?;
     let mut stdout = follow.stdout.take().context("stdout")?;
     let line = tokio::task::spawn_blocking(move || {
         let mut buf = Vec::new();
@@ -178,22 +267,41 @@ async fn the_cli_drives_a_container_from_create_to_rm() -> Result<()> {
     ensure!(line.contains("a-new-line"), "logs -f: {line}");
 
     // ingress to a server in the container, through the host's forward.
-    ok(&h, &["exec", "web", "--", "sh", "-c", "mkdir -p /www && echo hello > /www/index.html && httpd -p 8080 -h /www"])?;
+    ok(
+        &h,
+        &[
+            "exec",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "mkdir -p /www && echo hello > /www/index.html && httpd -p 8080 -h /www",
+        ],
+    )?;
     let port = 8000 + (std::process::id() + 500) % 1000;
     ok(&h, &["ingress", "add", "web", &format!("{port}:8080")])?;
     ensure!(ok(&h, &["ingress", "ls", "web"])?.contains(&port.to_string()));
     let url = format!("http://127.0.0.1:{port}/");
     c.eventually(Duration::from_secs(30), "ingress answers", || async {
-        Ok(reqwest::get(&url).await.map(|r| r.status().is_success()).unwrap_or(false))
+        Ok(reqwest::get(&url)
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false))
     })
     .await?;
     ensure!(reqwest::get(&url).await?.text().await? == "hello\n");
 
     // rm refuses a running container without --force.
     let out = berth(&h, &["rm", "web"], b"")?;
-    ensure!(!out.status.success() && text(&out.stderr).contains("--force"), "{}", text(&out.stderr));
+    ensure!(
+        !out.status.success() && text(&out.stderr).contains("--force"),
+        "{}",
+        text(&out.stderr)
+    );
     ok(&h, &["rm", "--force", "web"])?;
-    let (s, _) = alice.call("GET", &format!("/compute/containers/{id}"), None).await?;
+    let (s, _) = alice
+        .call("GET", &format!("/compute/containers/{id}"), None)
+        .await?;
     ensure!(s == 404, "deleted: {s}");
     Ok(())
 }
@@ -210,32 +318,78 @@ async fn errors_are_one_line_with_exit_1_and_ctrl_c_leaves_things_as_they_are() 
     };
 
     let unknown = berth(&h, &["show", "nope"], b"")?;
-    ensure!(one_line(&unknown) && text(&unknown.stderr).contains("nope"), "{unknown:?}");
+    ensure!(
+        one_line(&unknown) && text(&unknown.stderr).contains("nope"),
+        "{unknown:?}"
+    );
     let usage = berth(&h, &["exec", "web"], b"")?;
-    ensure!(usage.status.code() == Some(2), "a usage error is 2: {usage:?}");
+    ensure!(
+        usage.status.code() == Some(2),
+        "a usage error is 2: {usage:?}"
+    );
 
     // The default quota is 3 containers: the fourth is refused with the API's reason.
     for n in 0..3 {
         ok(&h, &["create", &format!("c{n}"), "--detach"])?;
     }
     let over = berth(&h, &["create", "c3", "--detach"], b"")?;
-    ensure!(one_line(&over) && text(&over.stderr).contains("over quota"), "{over:?}");
+    ensure!(
+        one_line(&over) && text(&over.stderr).contains("over quota"),
+        "{over:?}"
+    );
     ok(&h, &["rm", "--force", "c2"])?;
 
     // Ctrl-C while create waits for a container that cannot be placed (the host is cordoned).
     let ops = c.user_with_scope("ops", "compute.admin:*")?;
-    ops.expect(200, "POST", &format!("/compute/hosts/{}/cordon", c.host_key), None).await?;
-    let out = in_pty(&h, &["create", "waiting"], serde_json::json!([
-        ["sleep", 2], ["send", "\u{3}"], ["until", "still being created"],
-    ]))?;
-    ensure!(out.contains("after: ECHO ICANON") && out.contains("exit: 130"), "{out}");
-    let list = alice.expect(200, "GET", "/compute/containers", None).await?;
-    let waiting = list["containers"].as_array().into_iter().flatten().find(|c| c["name"] == "waiting");
-    ensure!(waiting.is_some_and(|w| w["status"] == "pending"), "left as the API has it: {list}");
-    ops.expect(200, "POST", &format!("/compute/hosts/{}/uncordon", c.host_key), None).await?;
+    ops.expect(
+        200,
+        "POST",
+        &format!("/compute/hosts/{}/cordon", c.host_key),
+        None,
+    )
+    .await?;
+    let out = in_pty(
+        &h,
+        &["create", "waiting"],
+        serde_json::json!([
+            ["sleep", 2],
+            ["send", "\u{3}"],
+            ["until", "still being created"],
+        ]),
+    )?;
+    ensure!(
+        out.contains("after: ECHO ICANON") && out.contains("exit: 130"),
+        "{out}"
+    );
+    let list = alice
+        .expect(200, "GET", "/compute/containers", None)
+        .await?;
+    let waiting = list["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "waiting");
+    ensure!(
+        waiting.is_some_and(|w| w["status"] == "pending"),
+        "left as the API has it: {list}"
+    );
+    ops.expect(
+        200,
+        "POST",
+        &format!("/compute/hosts/{}/uncordon", c.host_key),
+        None,
+    )
+    .await?;
 
     // A token the API does not take.
-    let bad = berth(&h, &["login", "--api", &c.api, "--token", "not-a-token"], b"")?;
-    ensure!(one_line(&bad) && text(&bad.stderr).contains("token"), "{bad:?}");
+    let bad = berth(
+        &h,
+        &["login", "--api", &c.api, "--token", "not-a-token"],
+        b"",
+    )?;
+    ensure!(
+        one_line(&bad) && text(&bad.stderr).contains("token"),
+        "{bad:?}"
+    );
     Ok(())
 }

@@ -72,7 +72,7 @@ pub async fn whoami(ctx: &Ctx) -> Result<(), CliError> {
     let c = claims(&login.token);
     let expires = c["exp"]
         .as_u64()
-        .map_or("-".to_string(), |e| berth_shared::time::rfc3339(e));
+        .map_or("-".to_string(), berth_shared::time::rfc3339);
     let scopes = match c.get("scopes") {
         Some(Value::Object(s)) => s
             .iter()
@@ -93,7 +93,8 @@ pub async fn whoami(ctx: &Ctx) -> Result<(), CliError> {
 pub async fn images(ctx: &Ctx) -> Result<(), CliError> {
     let v = ctx.client.get("/compute/images").await?;
     if ctx.json() {
-        return Ok(output::json(&v));
+        output::json(&v);
+        return Ok(());
     }
     let rows = v
         .as_array()
@@ -114,7 +115,8 @@ pub async fn images(ctx: &Ctx) -> Result<(), CliError> {
 pub async fn quota(ctx: &Ctx) -> Result<(), CliError> {
     let v = ctx.client.get("/compute/quota").await?;
     if ctx.json() {
-        return Ok(output::json(&v));
+        output::json(&v);
+        return Ok(());
     }
     let q: berth_shared::api::Quota =
         serde_json::from_value(v).map_err(|e| CliError::Other(format!("the quota: {e}")))?;

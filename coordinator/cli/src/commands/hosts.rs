@@ -24,7 +24,8 @@ pub async fn run(ctx: &Ctx, cmd: HostsCmd) -> Result<(), CliError> {
         HostsCmd::Ls => {
             let all = c.all("/compute/hosts", "hosts").await?;
             if ctx.json() {
-                return Ok(output::json(&json!({ "hosts": all })));
+                output::json(&json!({ "hosts": all }));
+                return Ok(());
             }
             let rows = all
                 .iter()

@@ -133,7 +133,8 @@ pub async fn logs(
             .get(&format!("/compute/containers/{id}/logs?limit={limit}"))
             .await?;
         if ctx.json() {
-            return Ok(output::json(&v));
+            output::json(&v);
+            return Ok(());
         }
         for l in v["lines"].as_array().into_iter().flatten() {
             println!(
@@ -165,7 +166,8 @@ pub async fn events(ctx: &Ctx, name: &str) -> Result<(), CliError> {
         .all(&format!("/compute/containers/{id}/events"), "events")
         .await?;
     if ctx.json() {
-        return Ok(output::json(&json!({ "events": all })));
+        output::json(&json!({ "events": all }));
+        return Ok(());
     }
     let rows = all
         .iter()

@@ -20,7 +20,8 @@ pub async fn keys(ctx: &Ctx, cmd: KeysCmd) -> Result<(), CliError> {
         KeysCmd::Ls => {
             let all = c.all("/compute/ssh-keys", "ssh_keys").await?;
             if ctx.json() {
-                return Ok(output::json(&json!({ "ssh_keys": all })));
+                output::json(&json!({ "ssh_keys": all }));
+                return Ok(());
             }
             let rows = all
                 .iter()
@@ -69,7 +70,7 @@ pub async fn keys(ctx: &Ctx, cmd: KeysCmd) -> Result<(), CliError> {
             let all = c.all("/compute/ssh-keys", "ssh_keys").await?;
             let k = all
                 .iter()
-                .find(|k| k["name"] == key.as_str() || k["id"].to_string() == key)
+                .find(|k| k["name"] == key.as_str() || key.parse::<u64>().ok() == k["id"].as_u64())
                 .ok_or_else(|| {
                     CliError::Other(format!("no SSH key named or numbered {key:?} (404)"))
                 })?;
@@ -101,7 +102,8 @@ pub async fn ingress(ctx: &Ctx, cmd: IngressCmd) -> Result<(), CliError> {
                 .all(&format!("/compute/containers/{id}/ingress"), "rules")
                 .await?;
             if ctx.json() {
-                return Ok(output::json(&json!({ "rules": all })));
+                output::json(&json!({ "rules": all }));
+                return Ok(());
             }
             let rows = all
                 .iter()
@@ -156,7 +158,8 @@ pub async fn mounts(ctx: &Ctx, name: &str, set: Option<Vec<String>>) -> Result<(
         }
     };
     if ctx.json() {
-        return Ok(output::json(&v));
+        output::json(&v);
+        return Ok(());
     }
     for p in v["mount_paths"].as_array().into_iter().flatten() {
         println!("{}", output::cell(p));
