@@ -17,8 +17,6 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
-    // One crypto provider for HTTPS and WSS: the workspace's aws-lc-rs.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

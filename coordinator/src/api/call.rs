@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use warp::filters::ws::Ws;
 use warp::http::StatusCode;
+use warp::http::{HeaderMap, Method};
 use warp::Reply as _;
 
 /// Bodies larger than this are refused (`413`).
@@ -44,6 +45,20 @@ pub(super) async fn collect(mut s: BodyStream) -> Result<Vec<u8>, ApiError> {
         }
     }
     Ok(out)
+}
+
+/// A request as it arrived, before any check.
+pub(super) struct Incoming {
+    pub(super) method: Method,
+    pub(super) headers: HeaderMap,
+    pub(super) query: HashMap<String, String>,
+    pub(super) ws: Option<Ws>,
+    pub(super) body: BodyStream,
+}
+
+/// A header's value as text (`None` when absent or not visible ASCII).
+pub(super) fn header_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 pub struct Call {

@@ -3,7 +3,7 @@
 //! routes 404 to others), then `invoke` (idempotency, the container's turn and ownership,
 //! `If-Match`, the handler); every answer is recorded for Prometheus by its route.
 
-use super::call::{BodyStream, Params, Reply};
+use super::call::{BodyStream, Incoming, Params, Reply};
 use super::error::{self, ApiError};
 use super::route::{Route, Scope};
 use crate::auth::User;
@@ -62,14 +62,6 @@ fn boxed_body<B: Buf + Send + 'static>(
 ) -> BodyStream {
     s.map(|r| r.map(|mut b| b.copy_to_bytes(b.remaining())))
         .boxed()
-}
-
-pub(super) struct Incoming {
-    pub(super) method: Method,
-    pub(super) headers: HeaderMap,
-    pub(super) query: HashMap<String, String>,
-    pub(super) ws: Option<Ws>,
-    pub(super) body: BodyStream,
 }
 
 async fn dispatch(svc: Arc<Services>, table: &[Route], path: &str, req: Incoming) -> Reply {
@@ -246,8 +238,4 @@ async fn run(
         }
         _ => super::invoke::serve(svc, route, params, req, user).await,
     }
-}
-
-pub(super) fn header_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
 }

@@ -3,9 +3,7 @@
 //! it, the caller's own container loaded (404 for anyone else's), the handler, and the
 //! container's `ETag` on the answer.
 
-use super::call::Call;
-use super::call::{Params, Reply};
-use super::dispatch::{header_value, Incoming};
+use super::call::{header_value, Call, Incoming, Params, Reply};
 use super::error::{self, ApiError};
 use super::route::{Route, Scope};
 use crate::auth::User;
