@@ -35,11 +35,7 @@ fn print_list(list: &[Value]) {
 pub async fn ls(ctx: &Ctx, watch: bool) -> Result<(), CliError> {
     let all = ctx.client.all("/compute/containers", "containers").await?;
     if !watch {
-        if ctx.json() {
-            output::json(&json!({ "containers": all }));
-        } else {
-            print_list(&all);
-        }
+        ctx.list("containers", all, &HEADER, row);
         return Ok(());
     }
     let mut ws = ctx.client.websocket("/compute/ws").await?;

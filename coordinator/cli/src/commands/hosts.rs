@@ -4,7 +4,7 @@ use super::Ctx;
 use crate::args::HostsCmd;
 use crate::error::CliError;
 use crate::output;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 fn resources(v: &Value) -> String {
     if v.is_null() {
@@ -23,36 +23,26 @@ pub async fn run(ctx: &Ctx, cmd: HostsCmd) -> Result<(), CliError> {
     let (verb, key) = match cmd {
         HostsCmd::Ls => {
             let all = c.all("/compute/hosts", "hosts").await?;
-            if ctx.json() {
-                output::json(&json!({ "hosts": all }));
-                return Ok(());
-            }
-            let rows = all
-                .iter()
-                .map(|h| {
-                    vec![
-                        output::cell(&h["host_key"]),
-                        output::cell(&h["status"]),
-                        output::cell(&h["region"]),
-                        resources(&h["capacity"]),
-                        resources(&h["used"]),
-                        output::cell(&h["containers"]),
-                        output::cell(&h["cordoned"]),
-                    ]
-                })
-                .collect();
-            output::table(
-                &[
-                    "host",
-                    "status",
-                    "region",
-                    "capacity",
-                    "used",
-                    "containers",
-                    "cordoned",
-                ],
-                rows,
-            );
+            let header = [
+                "host",
+                "status",
+                "region",
+                "capacity",
+                "used",
+                "containers",
+                "cordoned",
+            ];
+            ctx.list("hosts", all, &header, |h| {
+                vec![
+                    output::cell(&h["host_key"]),
+                    output::cell(&h["status"]),
+                    output::cell(&h["region"]),
+                    resources(&h["capacity"]),
+                    resources(&h["used"]),
+                    output::cell(&h["containers"]),
+                    output::cell(&h["cordoned"]),
+                ]
+            });
             return Ok(());
         }
         HostsCmd::Cordon { host_key } => ("cordon", host_key),

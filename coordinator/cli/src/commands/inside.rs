@@ -165,21 +165,13 @@ pub async fn events(ctx: &Ctx, name: &str) -> Result<(), CliError> {
         .client
         .all(&format!("/compute/containers/{id}/events"), "events")
         .await?;
-    if ctx.json() {
-        output::json(&json!({ "events": all }));
-        return Ok(());
-    }
-    let rows = all
-        .iter()
-        .map(|e| {
-            vec![
-                output::cell(&e["at"]),
-                output::cell(&e["type"]),
-                output::cell(&e["message"]),
-            ]
-        })
-        .collect();
-    output::table(&["at", "type", "message"], rows);
+    ctx.list("events", all, &["at", "type", "message"], |e| {
+        vec![
+            output::cell(&e["at"]),
+            output::cell(&e["type"]),
+            output::cell(&e["message"]),
+        ]
+    });
     Ok(())
 }
 

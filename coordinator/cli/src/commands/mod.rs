@@ -24,6 +24,21 @@ impl Ctx {
     pub fn json(&self) -> bool {
         self.output == Output::Json
     }
+
+    /// A whole list: `{field: items}` as JSON, or a table of `row` of each item.
+    pub fn list(
+        &self,
+        field: &str,
+        items: Vec<serde_json::Value>,
+        header: &[&str],
+        row: impl Fn(&serde_json::Value) -> Vec<String>,
+    ) {
+        if self.json() {
+            crate::output::json(&serde_json::json!({ field: items }));
+        } else {
+            crate::output::table(header, items.iter().map(row).collect());
+        }
+    }
 }
 
 /// Runs the command; the exit status on success (a command run inside may choose it).

@@ -19,13 +19,11 @@ pub async fn keys(ctx: &Ctx, cmd: KeysCmd) -> Result<(), CliError> {
     match cmd {
         KeysCmd::Ls => {
             let all = c.all("/compute/ssh-keys", "ssh_keys").await?;
-            if ctx.json() {
-                output::json(&json!({ "ssh_keys": all }));
-                return Ok(());
-            }
-            let rows = all
-                .iter()
-                .map(|k| {
+            ctx.list(
+                "ssh_keys",
+                all,
+                &["id", "name", "fingerprint", "age"],
+                |k| {
                     let age = time::age(k["created_at"].as_str().unwrap_or(""));
                     vec![
                         output::cell(&k["id"]),
@@ -33,9 +31,8 @@ pub async fn keys(ctx: &Ctx, cmd: KeysCmd) -> Result<(), CliError> {
                         output::cell(&k["fingerprint"]),
                         age,
                     ]
-                })
-                .collect();
-            output::table(&["id", "name", "fingerprint", "age"], rows);
+                },
+            );
         }
         KeysCmd::Add { file, name } => {
             let text = std::fs::read_to_string(&file).map_err(|source| CliError::File {
@@ -101,21 +98,13 @@ pub async fn ingress(ctx: &Ctx, cmd: IngressCmd) -> Result<(), CliError> {
             let all = c
                 .all(&format!("/compute/containers/{id}/ingress"), "rules")
                 .await?;
-            if ctx.json() {
-                output::json(&json!({ "rules": all }));
-                return Ok(());
-            }
-            let rows = all
-                .iter()
-                .map(|r| {
-                    vec![
-                        output::cell(&r["port"]),
-                        output::cell(&r["target_port"]),
-                        output::cell(&r["id"]),
-                    ]
-                })
-                .collect();
-            output::table(&["port", "target", "id"], rows);
+            ctx.list("rules", all, &["port", "target", "id"], |r| {
+                vec![
+                    output::cell(&r["port"]),
+                    output::cell(&r["target_port"]),
+                    output::cell(&r["id"]),
+                ]
+            });
         }
         IngressCmd::Add { name, port } => {
             let (p, t) = match port.split_once(':') {
