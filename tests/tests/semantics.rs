@@ -1,9 +1,10 @@
 //! API calls a client builds on (issue 19), end to end on the real binaries and containerd:
 //! `wait` (at once, blocking until running right after create, 408, deleted, a client that
 //! goes away leaves nothing in flight), `exec` (exit status, stdin, stderr apart, env, output
-//! bounded, bytes exact, timeout kills, 409/404/403), and an `Idempotency-Key` that still
-//! names its container after the coordinator was killed and restarted. Pages, `If-Match` and
-//! the rate limit are in `berth-coordinator`'s `tests/semantics.rs`.
+//! bounded, bytes exact, timeout kills, 409/404/403), an `Idempotency-Key` that still names
+//! its container after the coordinator was killed and restarted, 25 containers walked in pages
+//! of 10 under churn, a stale `If-Match`, and the rate limit. `berth-coordinator`'s
+//! `tests/semantics.rs` goes into more cases of the same in-process.
 
 use anyhow::{ensure, Context, Result};
 use base64::engine::general_purpose::STANDARD;
@@ -251,5 +252,166 @@ async fn an_idempotency_key_names_one_container_across_a_coordinator_kill() -> R
     ensure!(n == Some(1), "one container: {list}");
     let id = a["id"].as_str().context("id")?;
     c.wait_running(&alice, id, "the one container runs").await?;
+    Ok(())
+}
+
+/// A request with headers: status, headers, JSON body.
+async fn with_headers(
+    user: &berth_tests::User,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Result<(u16, reqwest::header::HeaderMap, Value)> {
+    let mut req = reqwest::Client::new()
+        .request(method.parse()?, format!("{}{path}", user.api))
+        .bearer_auth(&user.token);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await?;
+    let (s, h) = (r.status().as_u16(), r.headers().clone());
+    Ok((s, h, r.json().await.unwrap_or(Value::Null)))
+}
+
+/// Rewrites the coordinator's config with `edit` and restarts it.
+async fn reconfigure(c: &mut Cluster, edit: impl Fn(String) -> String) -> Result<()> {
+    let path = c.dir.join("coordinator.toml");
+    std::fs::write(&path, edit(std::fs::read_to_string(&path)?))?;
+    c.terminate_coordinator()?;
+    c.start_coordinator().await?;
+    c.wait_agents(1).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_if_match_and_the_rate_limit_on_the_real_coordinator() -> Result<()> {
+    let mut c = Cluster::start().await?;
+    reconfigure(&mut c, |t| {
+        t + "[limits]\nmax_containers = 40\nmax_total_cpu_millis = 1000000\n\
+             max_total_memory_mb = 10000000\nmax_total_storage_gb = 100000\n"
+    })
+    .await?;
+    let alice = c.user("alice")?;
+    let key = alice.add_key("laptop").await?;
+    // Cordoned: the containers stay pending, nothing is started for this walk.
+    let ops = c.user_with_scope("ops", "compute.admin:*")?;
+    ops.expect(
+        200,
+        "POST",
+        &format!("/compute/hosts/{}/cordon", c.host_key),
+        None,
+    )
+    .await?;
+    let create = |name: String| {
+        let alice = alice.clone();
+        async move {
+            let (id, _) = alice
+                .create_container(json!({"name": name, "ssh_key_ids": [key]}))
+                .await?;
+            anyhow::Ok(id)
+        }
+    };
+    let mut first = std::collections::BTreeSet::new();
+    for i in 0..25 {
+        first.insert(create(format!("c{i}")).await?);
+    }
+    let mut seen = Vec::new();
+    let (mut cursor, mut churn) = (String::new(), Vec::new());
+    for round in 0.. {
+        let page = alice
+            .expect(
+                200,
+                "GET",
+                &format!("/compute/containers?limit=10&cursor={cursor}"),
+                None,
+            )
+            .await?;
+        let items = page["containers"].as_array().context("containers")?;
+        ensure!(items.len() <= 10, "pages of 10");
+        seen.extend(
+            items
+                .iter()
+                .filter_map(|x| x["id"].as_str().map(str::to_string)),
+        );
+        churn.push(create(format!("new{round}")).await?);
+        if churn.len() > 1 {
+            let gone = churn.remove(0);
+            alice
+                .expect(200, "DELETE", &format!("/compute/containers/{gone}"), None)
+                .await?;
+        }
+        match page["next_cursor"].as_str() {
+            Some(n) => cursor = n.to_string(),
+            None => break,
+        }
+    }
+    let unique: std::collections::BTreeSet<String> = seen.iter().cloned().collect();
+    ensure!(unique.len() == seen.len(), "no duplicate: {seen:?}");
+    ensure!(
+        first.is_subset(&unique),
+        "no gap: {:?}",
+        first.difference(&unique).collect::<Vec<_>>()
+    );
+
+    // A stale If-Match is 412 and changes nothing.
+    let id = first.iter().next().context("a container")?.clone();
+    let one = format!("/compute/containers/{id}");
+    let (s, h, before) = with_headers(&alice, "GET", &one, &[], None).await?;
+    let etag = h.get("etag").context("ETag")?.to_str()?.to_string();
+    ensure!(s == 200, "{s}");
+    let (s, _, b) = with_headers(
+        &alice,
+        "PATCH",
+        &one,
+        &[("if-match", "\"999\"")],
+        Some(json!({"name": "x"})),
+    )
+    .await?;
+    ensure!(s == 412 && b["error"] == "precondition_failed", "{s} {b}");
+    ensure!(
+        alice.expect(200, "GET", &one, None).await? == before,
+        "nothing changed"
+    );
+    let (s, _, b) = with_headers(
+        &alice,
+        "PATCH",
+        &one,
+        &[("if-match", &etag)],
+        Some(json!({"name": "renamed"})),
+    )
+    .await?;
+    ensure!(s == 200 && b["name"] == "renamed", "{s} {b}");
+    ops.expect(
+        200,
+        "POST",
+        &format!("/compute/hosts/{}/uncordon", c.host_key),
+        None,
+    )
+    .await?;
+
+    // The rate limit of a quick-start-like config, lowered: 429 with Retry-After, then back.
+    reconfigure(&mut c, |t| {
+        t.replace("rate_limit = 200", "rate_limit = 2")
+            .replace("rate_burst = 1000", "rate_burst = 5")
+    })
+    .await?;
+    let mut statuses = Vec::new();
+    let mut retry = None;
+    for _ in 0..8 {
+        let (s, h, _) = with_headers(&alice, "GET", "/compute/quota", &[], None).await?;
+        retry = retry.or(h
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok()));
+        statuses.push(s);
+    }
+    ensure!(
+        statuses[..5].iter().all(|s| *s == 200) && statuses[5..].iter().all(|s| *s == 429),
+        "{statuses:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(retry.context("Retry-After")?)).await;
+    alice.expect(200, "GET", "/compute/quota", None).await?;
     Ok(())
 }

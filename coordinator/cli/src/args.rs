@@ -42,6 +42,7 @@ pub enum Cmd {
         token_stdin: bool,
     },
     /// Who the token says you are, and whether the API takes it.
+    #[command(after_help = "Example:\n  berth whoami")]
     Whoami,
     /// Your containers.
     #[command(after_help = "Example:\n  berth ls --watch")]
@@ -56,14 +57,19 @@ pub enum Cmd {
     )]
     Create(CreateArgs),
     /// One container, all its fields.
+    #[command(after_help = "Example:\n  berth show web --output json")]
     Show { name: String },
     /// Start a container and wait until it runs.
+    #[command(after_help = "Example:\n  berth start web")]
     Start { name: String },
     /// Stop a container (answers once its host confirms).
+    #[command(after_help = "Example:\n  berth stop web")]
     Stop { name: String },
     /// Reboot a running container.
+    #[command(after_help = "Example:\n  berth restart web")]
     Restart { name: String },
     /// Delete a container (asks nothing; `--force` also deletes a running one).
+    #[command(after_help = "Example:\n  berth rm --force web")]
     Rm {
         name: String,
         /// Delete it even if it is running.
@@ -85,6 +91,7 @@ pub enum Cmd {
         storage: Option<u64>,
     },
     /// Give a container a new name.
+    #[command(after_help = "Example:\n  berth rename web www")]
     Rename { name: String, new_name: String },
     /// SSH into a container with the system's OpenSSH client.
     #[command(after_help = "Example:\n  berth ssh web -i ~/.ssh/id_ed25519 -- uptime")]
@@ -111,6 +118,7 @@ pub enum Cmd {
         command: Vec<String>,
     },
     /// An interactive terminal in a container (detach with Ctrl-]).
+    #[command(after_help = "Example:\n  berth console web")]
     Console { name: String },
     /// A container's output.
     #[command(after_help = "Example:\n  berth logs web -f --tail 20")]
@@ -124,29 +132,38 @@ pub enum Cmd {
         tail: Option<usize>,
     },
     /// A container's lifecycle history.
+    #[command(after_help = "Example:\n  berth events web")]
     Events { name: String },
     /// A container's CPU, memory and disk use now.
+    #[command(after_help = "Example:\n  berth metrics web")]
     Metrics { name: String },
     /// Your SSH keys.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  berth keys add ~/.ssh/id_ed25519.pub"
+    )]
     Keys(KeysCmd),
     /// A container's ingress rules (80/443 by name, 8000–8999 forwards).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  berth ingress add web 8080:80")]
     Ingress(IngressCmd),
     /// A container's persistent mount paths (`--set` replaces them).
+    #[command(after_help = "Example:\n  berth mounts web --set /data /srv")]
     Mounts {
         name: String,
         #[arg(long = "set", num_args = 0..)]
         set: Option<Vec<String>>,
     },
     /// Turn SSH access to a container on or off.
+    #[command(after_help = "Example:\n  berth ssh-access on web")]
     SshAccess { state: OnOff, name: String },
     /// Images a container may use.
+    #[command(after_help = "Example:\n  berth images")]
     Images,
     /// What you use of your quota.
+    #[command(after_help = "Example:\n  berth quota")]
     Quota,
     /// Operators: the fleet's hosts.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  berth hosts cordon edge-7")]
     Hosts(HostsCmd),
     /// Shell completions.
     #[command(after_help = "Example:\n  berth completions bash > /etc/bash_completion.d/berth")]
