@@ -207,6 +207,37 @@ pub struct CapacityConfig {
     pub cpu_millis: Option<u64>,
     pub memory_mb: Option<u64>,
     pub disk_gb: Option<u64>,
+    /// CPU placement may promise per physical CPU (a container's CPU is a cgroup limit, not a
+    /// reservation): default 4.0.
+    pub cpu_overcommit: Option<f64>,
+    /// Memory placement may promise per MB there is: default 1.0 (memory is not overcommitted).
+    pub memory_overcommit: Option<f64>,
+}
+
+impl CapacityConfig {
+    pub const DEFAULT_CPU_OVERCOMMIT: f64 = 4.0;
+
+    pub fn cpu_factor(&self) -> f64 {
+        self.cpu_overcommit.unwrap_or(Self::DEFAULT_CPU_OVERCOMMIT)
+    }
+
+    pub fn memory_factor(&self) -> f64 {
+        self.memory_overcommit.unwrap_or(1.0)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        for (name, f) in [
+            ("cpu_overcommit", self.cpu_factor()),
+            ("memory_overcommit", self.memory_factor()),
+        ] {
+            if !f.is_finite() || !(1.0..=64.0).contains(&f) {
+                return Err(format!(
+                    "[capacity] {name} must be a number from 1.0 to 64.0, not {f}"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,6 +294,7 @@ impl ConfigFile for Config {
     const ENV_PREFIX: &'static str = ENV_PREFIX;
 
     fn validate(&self) -> Result<(), String> {
+        self.capacity.validate()?;
         if !berth_shared::ids::is_host_key(&self.host_key) {
             return Err(format!(
                 "host_key {:?} must be a DNS label (a-z, 0-9, '-')",
@@ -317,6 +349,20 @@ mod tests {
     fn gvisor(path: &str) -> RuntimesConfig {
         RuntimesConfig {
             gvisor: Some(path.into()),
+        }
+    }
+
+    #[test]
+    fn overcommit_defaults_to_four_for_cpu_and_is_bounded() {
+        let c = CapacityConfig::default();
+        assert_eq!((c.cpu_factor(), c.memory_factor()), (4.0, 1.0));
+        assert_eq!(c.validate(), Ok(()));
+        for bad in [0.5, 65.0, f64::NAN] {
+            let c = CapacityConfig {
+                cpu_overcommit: Some(bad),
+                ..CapacityConfig::default()
+            };
+            assert!(c.validate().is_err(), "{bad}");
         }
     }
 

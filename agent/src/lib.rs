@@ -80,18 +80,25 @@ pub fn host_info(cfg: &Config, ssh_port: Option<u16>) -> HostInfo {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get() as u64)
         .unwrap_or(1);
+    let capacity = Resources {
+        cpu_millis: cfg.capacity.cpu_millis.unwrap_or(cpus * 1000),
+        memory_mb: cfg
+            .capacity
+            .memory_mb
+            .unwrap_or_else(|| meminfo_mb().unwrap_or(1024).saturating_sub(512)),
+        disk_gb: cfg.capacity.disk_gb.unwrap_or(100),
+    };
+    let times = |n: u64, f: f64| (n as f64 * f).floor() as u64;
     HostInfo {
         host_key: cfg.host_key.clone(),
         region: cfg.region.clone(),
         arch: cfg.arch(),
-        capacity: Resources {
-            cpu_millis: cfg.capacity.cpu_millis.unwrap_or(cpus * 1000),
-            memory_mb: cfg
-                .capacity
-                .memory_mb
-                .unwrap_or_else(|| meminfo_mb().unwrap_or(1024).saturating_sub(512)),
-            disk_gb: cfg.capacity.disk_gb.unwrap_or(100),
-        },
+        capacity,
+        placeable: Some(Resources {
+            cpu_millis: times(capacity.cpu_millis, cfg.capacity.cpu_factor()),
+            memory_mb: times(capacity.memory_mb, cfg.capacity.memory_factor()),
+            disk_gb: capacity.disk_gb,
+        }),
         public_address: cfg.ssh.public_address.clone(),
         ssh_port: ssh_port.map(|p| cfg.ssh.public_port.unwrap_or(p)),
         agent_version: env!("CARGO_PKG_VERSION").to_string(),

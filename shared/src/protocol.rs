@@ -199,7 +199,13 @@ pub struct HostInfo {
     pub host_key: String,
     pub region: String,
     pub arch: Arch,
+    /// The host's physical CPU, memory and disk (as configured).
     pub capacity: Resources,
+    /// What placement may promise here: `capacity` with CPU and memory overcommitted by the
+    /// host's factors (CPU is a cgroup limit, not a reservation). Agents before overcommit
+    /// send none: then `capacity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeable: Option<Resources>,
     /// Address users reach this host at (for `ssh_command` and ingress), if configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_address: Option<String>,
@@ -209,6 +215,13 @@ pub struct HostInfo {
     /// The runtimes containers may ask for on this host (agents before gVisor: runc only).
     #[serde(default = "runc_only")]
     pub runtimes: Vec<Runtime>,
+}
+
+impl HostInfo {
+    /// What placement may promise on this host.
+    pub fn placeable(&self) -> Resources {
+        self.placeable.unwrap_or(self.capacity)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

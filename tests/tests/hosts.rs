@@ -64,3 +64,50 @@ async fn operators_list_and_cordon_hosts() -> Result<()> {
     assert_eq!(body["hosts"][0]["used"]["cpu_millis"], 1000, "{body}");
     Ok(())
 }
+
+/// CPU is overcommitted by default (`[capacity] cpu_overcommit = 4.0`): a user's quota of three
+/// default (1-core) containers all run on this machine's one 2-core test host, and the host
+/// list shows the physical and the placeable capacity side by side.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_default_containers_run_at_once_on_a_two_core_host() -> Result<()> {
+    let c = Cluster::start().await?;
+    let ops = c.user_with_scope("ops", "compute.admin:*")?;
+    let hosts = ops.expect(200, "GET", "/compute/hosts", None).await?;
+    let h = &hosts["hosts"][0];
+    let (cap, placeable) = (&h["capacity"], &h["placeable"]);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    assert_eq!(cap["cpu_millis"].as_u64(), Some(cpus * 1000), "{h}");
+    assert_eq!(
+        placeable["cpu_millis"].as_u64(),
+        Some(cpus * 4000),
+        "4.0 × CPU: {h}"
+    );
+    assert_eq!(
+        placeable["memory_mb"], cap["memory_mb"],
+        "memory is not overcommitted: {h}"
+    );
+
+    let alice = c.user("alice")?;
+    let key = alice.add_key("k").await?;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let (id, _) = alice
+            .create_container(json!({"name": format!("app{n}"), "ssh_key_ids": [key]}))
+            .await?;
+        ids.push(id);
+    }
+    for id in &ids {
+        c.wait_running(&alice, id, "each of the three runs").await?;
+    }
+    let list = alice
+        .expect(200, "GET", "/compute/containers", None)
+        .await?;
+    let running = list["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["status"] == "running" && c["cpu_millis"] == 1000)
+        .count();
+    assert_eq!(running, 3, "{list}");
+    Ok(())
+}

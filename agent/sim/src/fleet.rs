@@ -104,6 +104,7 @@ impl Fleet {
                 region: cfg.regions[i % cfg.regions.len().max(1)].clone(),
                 arch: if i % 2 == 0 { Arch::Amd64 } else { Arch::Arm64 },
                 capacity: cfg.capacity,
+                placeable: None,
                 public_address: Some("127.0.0.1".into()),
                 ssh_port: Some(2222),
                 agent_version: concat!("sim-", env!("CARGO_PKG_VERSION")).into(),

@@ -52,6 +52,7 @@ mod tests {
                 memory_mb: 1024,
                 disk_gb: 10,
             },
+            placeable: None,
             public_address: None,
             ssh_port: None,
             agent_version: "test".into(),

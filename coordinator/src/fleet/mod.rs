@@ -142,7 +142,7 @@ impl Fleet {
                     host_key: &s.info.host_key,
                     region: &s.info.region,
                     arch: s.info.arch,
-                    capacity: s.info.capacity,
+                    capacity: s.info.placeable(),
                     connected: is_connected(&s.info.host_key),
                     cordoned: cordoned.contains(&s.info.host_key),
                     runtimes: &s.info.runtimes,
@@ -163,7 +163,7 @@ impl Fleet {
             .await?
             .minus(rec.resources())
             .plus(new);
-        if after.fits_in(&host.info.capacity) {
+        if after.fits_in(&host.info.placeable()) {
             Ok(())
         } else {
             Err(Error::Conflict(format!(

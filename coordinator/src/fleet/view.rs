@@ -13,7 +13,10 @@ pub struct HostView {
     pub host_key: String,
     pub region: Option<String>,
     pub arch: Option<berth_shared::catalog::Arch>,
+    /// Physical CPU, memory and disk.
     pub capacity: Option<Resources>,
+    /// What placement may promise: `capacity` with the host's overcommit factors.
+    pub placeable: Option<Resources>,
     /// CPU, memory and disk promised to the containers placed there.
     pub used: Resources,
     pub containers: usize,
@@ -41,6 +44,7 @@ impl Fleet {
                     region: None,
                     arch: None,
                     capacity: None,
+                    placeable: None,
                     used: Resources::default(),
                     containers: 0,
                     status: "unreachable",
@@ -58,6 +62,7 @@ impl Fleet {
                     region: Some(h.info.region.clone()),
                     arch: Some(h.info.arch),
                     capacity: Some(h.info.capacity),
+                    placeable: Some(h.info.placeable()),
                     used: Resources::default(),
                     containers: 0,
                     status: if h.connected {
