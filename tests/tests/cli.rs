@@ -1,6 +1,7 @@
 //! The `berth` CLI against the real coordinator, agent and containerd: login, create (waits
 //! for running), ls (table and JSON), exec (status, stdin), ssh through OpenSSH, console in a
-//! real PTY (keys, echo, resize, detach, the terminal restored), logs -f, ingress + curl, rm;
+//! real PTY (keys, echo, resize, detach, the terminal restored), logs -f, ls --watch, ingress
+//! + curl, rm;
 //! a bad token, an unknown container and a refused quota each one line and exit 1; Ctrl-C
 //! during a create that cannot finish leaves the container as the API has it.
 
@@ -290,6 +291,35 @@ async fn the_cli_drives_a_container_from_create_to_rm() -> Result<()> {
     })
     .await?;
     ensure!(reqwest::get(&url).await?.text().await? == "hello\n");
+
+    // ls --watch follows the status stream: off a terminal, one line per change.
+    let mut watch = Command::new(bin("berth"))
+        .args(["ls", "--watch"])
+        .env("XDG_CONFIG_HOME", &h)
+        .stdout(Stdio::piped())
+        .spawn()?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ok(&h, &["stop", "web"])?;
+    let mut stdout = watch.stdout.take().context("stdout")?;
+    let want = format!("{id} stopped");
+    let seen = tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !text(&buf).contains(&want) {
+            if std::io::Read::read(&mut stdout, &mut byte).unwrap_or(0) == 0 {
+                break;
+            }
+            buf.push(byte[0]);
+        }
+        text(&buf)
+    });
+    let seen = tokio::time::timeout(Duration::from_secs(30), seen).await??;
+    let _ = watch.kill();
+    ensure!(
+        seen.contains(&format!("{id} stopped")),
+        "ls --watch: {seen}"
+    );
+    ok(&h, &["start", "web"])?;
 
     // rm refuses a running container without --force.
     let out = berth(&h, &["rm", "web"], b"")?;

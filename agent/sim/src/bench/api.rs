@@ -65,16 +65,28 @@ impl Api {
             .context("healthz without agents_connected")
     }
 
+    /// Every host of `GET /compute/hosts`, page after page.
+    pub async fn hosts(&self, admin: &str) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        let mut path = "/compute/hosts?limit=1000".to_string();
+        loop {
+            let (code, v) = self.call(reqwest::Method::GET, admin, &path, None).await?;
+            if code != 200 {
+                bail!("GET {path}: {code} {v}");
+            }
+            out.extend(v["hosts"].as_array().context("hosts list")?.iter().cloned());
+            match v["next_cursor"].as_str() {
+                Some(c) => path = format!("/compute/hosts?limit=1000&cursor={c}"),
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// Host key → status (`connected` / `unreachable`) from `GET /compute/hosts`.
     pub async fn host_status(&self, admin: &str) -> Result<HashMap<String, String>> {
-        let (code, v) = self
-            .call(reqwest::Method::GET, admin, "/compute/hosts", None)
-            .await?;
-        if code != 200 {
-            bail!("GET /compute/hosts: {code} {v}");
-        }
-        let hosts = v["hosts"].as_array().context("hosts list")?;
-        Ok(hosts
+        Ok(self
+            .hosts(admin)
+            .await?
             .iter()
             .filter_map(|h| {
                 Some((

@@ -322,12 +322,13 @@ async fn reads(
     for n in 0..3 {
         ids.push(api.create(&reader, &format!("r{n}")).await?);
     }
-    let (_, all) = api.call(Method::GET, admin, "/compute/hosts", None).await?;
-    f.stored_containers = Some(all["hosts"].as_array().map_or(0, |h| {
-        h.iter()
+    let hosts = api.hosts(admin).await?;
+    f.stored_containers = Some(
+        hosts
+            .iter()
             .map(|h| h["containers"].as_u64().unwrap_or(0) as usize)
-            .sum()
-    }));
+            .sum(),
+    );
     let hello_addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let hello = spawn_hello(hello_addr).await?;
     let list = format!("http://{}/compute/containers", coord.api);
