@@ -1,9 +1,9 @@
 //! The `berth` CLI against the real coordinator, agent and containerd: login, create (waits
 //! for running), ls (table and JSON), exec (status, stdin), ssh through OpenSSH, console in a
 //! real PTY (keys, echo, resize, detach, the terminal restored), logs -f, ls --watch, ingress
-//! + curl, rm;
-//! a bad token, an unknown container and a refused quota each one line and exit 1; Ctrl-C
-//! during a create that cannot finish leaves the container as the API has it.
+//! and curl through it, rm; a bad token, an unknown container and a refused quota each one
+//! line and exit 1; Ctrl-C during a create that cannot finish leaves the container as the API
+//! has it.
 
 use anyhow::{ensure, Context, Result};
 use berth_tests::{bin, Cluster, User};
