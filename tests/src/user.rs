@@ -52,6 +52,30 @@ impl User {
         Ok((status, json))
     }
 
+    /// Like [`User::call`] with request headers, answering the response's headers too.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<(u16, reqwest::header::HeaderMap, Value)> {
+        let m = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self
+            .http
+            .request(m, format!("{}{path}", self.api))
+            .bearer_auth(&self.token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await?;
+        let (status, h) = (resp.status().as_u16(), resp.headers().clone());
+        Ok((status, h, resp.json().await.unwrap_or(Value::Null)))
+    }
+
     /// Like [`User::call`], failing unless the answer has status `want`; returns the body.
     pub async fn expect(
         &self,

@@ -46,6 +46,36 @@ fn ok(home: &Path, args: &[&str]) -> Result<String> {
     Ok(text(&out.stdout))
 }
 
+/// `berth ARGS` left running, its stdout piped.
+fn spawn_berth(home: &Path, args: &[&str]) -> Result<std::process::Child> {
+    Ok(Command::new(bin("berth"))
+        .args(args)
+        .env("XDG_CONFIG_HOME", home)
+        .stdout(Stdio::piped())
+        .spawn()?)
+}
+
+/// What `child` printed until it printed `want` (30 s at most); the child is killed then.
+async fn output_until(child: &mut std::process::Child, want: &str) -> Result<String> {
+    let mut stdout = child.stdout.take().context("stdout")?;
+    let want = want.to_string();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !text(&buf).contains(&want) {
+            if std::io::Read::read(&mut stdout, &mut byte).unwrap_or(0) == 0 {
+                break;
+            }
+            buf.push(byte[0]);
+        }
+        text(&buf)
+    });
+    let out = tokio::time::timeout(Duration::from_secs(30), read).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(out??)
+}
+
 /// A Python driver of `berth` in a real pseudo-terminal (its own session, so the PTY is its
 /// controlling terminal and Ctrl-C is a real SIGINT).
 const PTY: &str = r#"
@@ -234,11 +264,7 @@ async fn the_cli_drives_a_container_from_create_to_rm() -> Result<()> {
     );
 
     // logs -f gets a line written after it started.
-    let mut follow = Command::new(bin("berth"))
-        .args(["logs", "web", "-f", "--tail", "0"])
-        .env("XDG_CONFIG_HOME", &h)
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut follow = spawn_berth(&h, &["logs", "web", "-f", "--tail", "0"])?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     ok(
         &h,
@@ -251,20 +277,7 @@ async fn the_cli_drives_a_container_from_create_to_rm() -> Result<()> {
             "echo a-new-line > /proc/1/fd/1",
         ],
     )?;
-    let mut stdout = follow.stdout.take().context("stdout")?;
-    let line = tokio::task::spawn_blocking(move || {
-        let mut buf = Vec::new();
-        let mut byte = [0u8; 1];
-        while !text(&buf).contains("a-new-line") {
-            if std::io::Read::read(&mut stdout, &mut byte).unwrap_or(0) == 0 {
-                break;
-            }
-            buf.push(byte[0]);
-        }
-        text(&buf)
-    });
-    let line = tokio::time::timeout(Duration::from_secs(30), line).await??;
-    let _ = follow.kill();
+    let line = output_until(&mut follow, "a-new-line").await?;
     ensure!(line.contains("a-new-line"), "logs -f: {line}");
 
     // ingress to a server in the container, through the host's forward.
@@ -293,28 +306,10 @@ async fn the_cli_drives_a_container_from_create_to_rm() -> Result<()> {
     ensure!(reqwest::get(&url).await?.text().await? == "hello\n");
 
     // ls --watch follows the status stream: off a terminal, one line per change.
-    let mut watch = Command::new(bin("berth"))
-        .args(["ls", "--watch"])
-        .env("XDG_CONFIG_HOME", &h)
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut watch = spawn_berth(&h, &["ls", "--watch"])?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     ok(&h, &["stop", "web"])?;
-    let mut stdout = watch.stdout.take().context("stdout")?;
-    let want = format!("{id} stopped");
-    let seen = tokio::task::spawn_blocking(move || {
-        let mut buf = Vec::new();
-        let mut byte = [0u8; 1];
-        while !text(&buf).contains(&want) {
-            if std::io::Read::read(&mut stdout, &mut byte).unwrap_or(0) == 0 {
-                break;
-            }
-            buf.push(byte[0]);
-        }
-        text(&buf)
-    });
-    let seen = tokio::time::timeout(Duration::from_secs(30), seen).await??;
-    let _ = watch.kill();
+    let seen = output_until(&mut watch, &format!("{id} stopped")).await?;
     ensure!(
         seen.contains(&format!("{id} stopped")),
         "ls --watch: {seen}"

@@ -9,7 +9,7 @@
 use anyhow::{ensure, Context, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use berth_tests::{Cluster, Setup};
+use berth_tests::{Cluster, Setup, User};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -203,21 +203,12 @@ async fn exec_runs_a_command_and_answers_its_status_and_output() -> Result<()> {
 }
 
 /// `POST /compute/containers` of `body` with `key`: status, replay header, body.
-async fn create_once(
-    c: &Cluster,
-    token: &str,
-    key: &str,
-    body: &Value,
-) -> Result<(u16, bool, Value)> {
-    let r = reqwest::Client::new()
-        .post(format!("{}/compute/containers", c.api))
-        .bearer_auth(token)
-        .header("idempotency-key", key)
-        .json(body)
-        .send()
+async fn create_once(user: &User, key: &str, body: &Value) -> Result<(u16, bool, Value)> {
+    let headers = [("idempotency-key", key)];
+    let (s, h, v) = user
+        .call_with("POST", "/compute/containers", &headers, Some(body.clone()))
         .await?;
-    let replayed = r.headers().contains_key("idempotent-replayed");
-    Ok((r.status().as_u16(), replayed, r.json().await?))
+    Ok((s, h.contains_key("idempotent-replayed"), v))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -229,8 +220,8 @@ async fn an_idempotency_key_names_one_container_across_a_coordinator_kill() -> R
 
     // Two at once with one key: one container, both answers naming it.
     let (a, b) = tokio::join!(
-        create_once(&c, &alice.token, "deploy-42", &body),
-        create_once(&c, &alice.token, "deploy-42", &body)
+        create_once(&alice, "deploy-42", &body),
+        create_once(&alice, "deploy-42", &body)
     );
     let ((sa, _, a), (sb, _, b)) = (a?, b?);
     ensure!(
@@ -240,7 +231,7 @@ async fn an_idempotency_key_names_one_container_across_a_coordinator_kill() -> R
 
     c.kill_coordinator()?;
     c.start_coordinator().await?;
-    let (s, replayed, again) = create_once(&c, &alice.token, "deploy-42", &body).await?;
+    let (s, replayed, again) = create_once(&alice, "deploy-42", &body).await?;
     ensure!(
         s == 201 && replayed && again["id"] == a["id"],
         "after the restart: {s} {again}"
@@ -253,28 +244,6 @@ async fn an_idempotency_key_names_one_container_across_a_coordinator_kill() -> R
     let id = a["id"].as_str().context("id")?;
     c.wait_running(&alice, id, "the one container runs").await?;
     Ok(())
-}
-
-/// A request with headers: status, headers, JSON body.
-async fn with_headers(
-    user: &berth_tests::User,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<Value>,
-) -> Result<(u16, reqwest::header::HeaderMap, Value)> {
-    let mut req = reqwest::Client::new()
-        .request(method.parse()?, format!("{}{path}", user.api))
-        .bearer_auth(&user.token);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await?;
-    let (s, h) = (r.status().as_u16(), r.headers().clone());
-    Ok((s, h, r.json().await.unwrap_or(Value::Null)))
 }
 
 /// Rewrites the coordinator's config with `edit` and restarts it.
@@ -359,30 +328,30 @@ async fn pages_if_match_and_the_rate_limit_on_the_real_coordinator() -> Result<(
     // A stale If-Match is 412 and changes nothing.
     let id = first.iter().next().context("a container")?.clone();
     let one = format!("/compute/containers/{id}");
-    let (s, h, before) = with_headers(&alice, "GET", &one, &[], None).await?;
+    let (s, h, before) = alice.call_with("GET", &one, &[], None).await?;
     let etag = h.get("etag").context("ETag")?.to_str()?.to_string();
     ensure!(s == 200, "{s}");
-    let (s, _, b) = with_headers(
-        &alice,
-        "PATCH",
-        &one,
-        &[("if-match", "\"999\"")],
-        Some(json!({"name": "x"})),
-    )
-    .await?;
+    let (s, _, b) = alice
+        .call_with(
+            "PATCH",
+            &one,
+            &[("if-match", "\"999\"")],
+            Some(json!({"name": "x"})),
+        )
+        .await?;
     ensure!(s == 412 && b["error"] == "precondition_failed", "{s} {b}");
     ensure!(
         alice.expect(200, "GET", &one, None).await? == before,
         "nothing changed"
     );
-    let (s, _, b) = with_headers(
-        &alice,
-        "PATCH",
-        &one,
-        &[("if-match", &etag)],
-        Some(json!({"name": "renamed"})),
-    )
-    .await?;
+    let (s, _, b) = alice
+        .call_with(
+            "PATCH",
+            &one,
+            &[("if-match", &etag)],
+            Some(json!({"name": "renamed"})),
+        )
+        .await?;
     ensure!(s == 200 && b["name"] == "renamed", "{s} {b}");
     ops.expect(
         200,
@@ -401,7 +370,7 @@ async fn pages_if_match_and_the_rate_limit_on_the_real_coordinator() -> Result<(
     let mut statuses = Vec::new();
     let mut retry = None;
     for _ in 0..8 {
-        let (s, h, _) = with_headers(&alice, "GET", "/compute/quota", &[], None).await?;
+        let (s, h, _) = alice.call_with("GET", "/compute/quota", &[], None).await?;
         retry = retry.or(h
             .get("retry-after")
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok()));

@@ -1,19 +1,12 @@
-//! A container named on the command line by its id or its name.
+//! A container or an SSH key named on the command line by its id or its name.
 
 use crate::client::Client;
 use crate::error::CliError;
 use serde_json::Value;
 
-/// Whether `s` looks like a container id (8 lowercase letters and digits).
-fn looks_like_id(s: &str) -> bool {
-    s.len() == 8
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
-
 /// The container `name_or_id` of the caller: by id first, else by name.
 pub async fn container(client: &Client, name_or_id: &str) -> Result<Value, CliError> {
-    if looks_like_id(name_or_id) {
+    if berth_shared::ids::is_container_id(name_or_id) {
         match client
             .get(&format!("/compute/containers/{name_or_id}"))
             .await
@@ -37,4 +30,14 @@ pub async fn container(client: &Client, name_or_id: &str) -> Result<Value, CliEr
 pub async fn id(client: &Client, name_or_id: &str) -> Result<String, CliError> {
     let c = container(client, name_or_id).await?;
     Ok(c["id"].as_str().unwrap_or_default().to_string())
+}
+
+/// The key named or numbered `name_or_id` among `keys` (a `GET /compute/ssh-keys` list).
+pub fn key<'k>(keys: &'k [Value], name_or_id: &str) -> Result<&'k Value, CliError> {
+    let id = name_or_id.parse::<u64>().ok();
+    keys.iter()
+        .find(|k| k["name"] == name_or_id || (id.is_some() && k["id"].as_u64() == id))
+        .ok_or_else(|| {
+            CliError::Other(format!("no SSH key named or numbered {name_or_id:?} (404)"))
+        })
 }

@@ -91,11 +91,17 @@ impl Containers {
 
     /// The caller's container, or `NotFound` — also when it is someone else's.
     pub async fn owned(&self, user: &str, id: &str) -> Result<ContainerRecord, Error> {
+        let r = self.owned_or_deleting(user, id).await?;
+        r.is_visible().then_some(r).ok_or(Error::NotFound)
+    }
+
+    /// The caller's container, visible or deleted but not yet torn down by its host.
+    pub async fn owned_or_deleting(&self, user: &str, id: &str) -> Result<ContainerRecord, Error> {
         if !ids::is_container_id(id) {
             return Err(Error::NotFound);
         }
         match self.store.container(id).await? {
-            Some(r) if r.owner == user && r.is_visible() => Ok(r),
+            Some(r) if r.owner == user => Ok(r),
             _ => Err(Error::NotFound),
         }
     }

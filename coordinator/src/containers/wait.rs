@@ -84,15 +84,4 @@ impl Containers {
             }
         }
     }
-
-    /// The caller's container, visible or deleted but not yet torn down.
-    pub async fn owned_or_deleting(&self, user: &str, id: &str) -> Result<ContainerRecord, Error> {
-        if !berth_shared::ids::is_container_id(id) {
-            return Err(Error::NotFound);
-        }
-        match self.store.container(id).await? {
-            Some(r) if r.owner == user => Ok(r),
-            _ => Err(Error::NotFound),
-        }
-    }
 }

@@ -109,12 +109,7 @@ async fn key_ids(ctx: &Ctx, wanted: &[String]) -> Result<Vec<Value>, CliError> {
     }
     wanted
         .iter()
-        .map(|w| {
-            keys.iter()
-                .find(|k| k["name"] == w.as_str() || w.parse::<u64>().ok() == k["id"].as_u64())
-                .map(|k| k["id"].clone())
-                .ok_or_else(|| CliError::Usage(format!("no SSH key named or numbered {w:?}")))
-        })
+        .map(|w| resolve::key(&keys, w).map(|k| k["id"].clone()))
         .collect()
 }
 

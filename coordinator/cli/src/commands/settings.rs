@@ -65,12 +65,7 @@ pub async fn keys(ctx: &Ctx, cmd: KeysCmd) -> Result<(), CliError> {
         }
         KeysCmd::Rm { key } => {
             let all = c.all("/compute/ssh-keys", "ssh_keys").await?;
-            let k = all
-                .iter()
-                .find(|k| k["name"] == key.as_str() || key.parse::<u64>().ok() == k["id"].as_u64())
-                .ok_or_else(|| {
-                    CliError::Other(format!("no SSH key named or numbered {key:?} (404)"))
-                })?;
+            let k = resolve::key(&all, &key)?;
             let id = output::cell(&k["id"]);
             let v = c
                 .send(
