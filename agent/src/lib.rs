@@ -15,6 +15,7 @@
 pub mod command;
 pub mod config;
 pub mod enroll;
+pub mod health;
 pub mod link;
 pub mod logs;
 pub mod network;
@@ -121,12 +122,15 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     let state = state::State::open(&cfg.data_dir.join("state"))?;
     let rt = runtime::Runtime::connect(&cfg.containerd).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let (verdicts_tx, verdicts) = tokio::sync::mpsc::channel(256);
     let reconciler = Arc::new(reconciler::Reconciler::new(
         cfg.clone(),
         state.clone(),
         rt.clone(),
         tx,
+        verdicts_tx,
     ));
+    let health_task = tokio::spawn(reconciler.clone().on_verdicts(verdicts));
 
     let mut gateway_tasks = reconciler.ingress.start(&cfg.ingress).await?;
     if let Some(addr) = cfg.metrics.listen {
@@ -193,6 +197,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
     tracing::info!("shutting down; containers keep running");
     link_task.abort();
     periodic.abort();
+    health_task.abort();
     if let Some(t) = ssh_task {
         t.abort();
     }

@@ -1,17 +1,21 @@
 //! Drives containerd toward the desired spec of every container, one container at a time
 //! (a lock per id), at start-up, periodically, on every new spec and on every task exit.
 //! Each step is idempotent, so a crash at any point is repaired by the next pass. Exit watches
-//! and restart backoff are [`Supervisor`]'s, status reports [`Reporter`]'s, and the host's
-//! 80/443 and 8000–8999 ingress [`Ingress`]'s, which follows every pass.
+//! and the restart policy are [`Supervisor`]'s (asked here, under the container's lock, when a
+//! task is found exited and before one starts), health checks [`Checks`]' (their verdicts
+//! handled in `upkeep`), status reports [`Reporter`]'s, and the host's 80/443 and 8000–8999
+//! ingress [`Ingress`]'s, which follows every pass and leaves out unhealthy containers.
 
 mod objects;
+mod upkeep;
 
 use crate::config::Config;
+use crate::health::{Checks, Verdict};
 use crate::network::ingress::Ingress;
 use crate::report::Reporter;
 use crate::runtime::{Runtime, RuntimeError, TaskState};
 use crate::state::{State, StateError};
-use crate::supervise::Supervisor;
+use crate::supervise::{Gate, Supervisor};
 use crate::volumes::{VolumeError, Volumes};
 use berth_shared::protocol::{ContainerReport, ContainerSpec, DesiredState, ObservedState};
 use objects::spec_hash;
@@ -42,6 +46,9 @@ pub enum ReconcileError {
     Logs(std::io::Error),
 }
 
+/// What a pass found a container in, and why when that needs saying.
+type Observed = (ObservedState, Option<String>);
+
 pub struct Reconciler {
     cfg: Arc<Config>,
     state: State,
@@ -49,6 +56,7 @@ pub struct Reconciler {
     volumes: Volumes,
     reporter: Reporter,
     supervisor: Arc<Supervisor>,
+    checks: Arc<Checks>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     network: Option<crate::network::Network>,
     /// CNI ADDs under way, by container: they run beside the container's and task's creation
@@ -73,18 +81,34 @@ impl Reconciler {
         state: State,
         rt: Runtime,
         reports: mpsc::Sender<ContainerReport>,
+        verdicts: mpsc::Sender<Verdict>,
     ) -> Reconciler {
         let network = cfg.network.enabled.then(|| {
             crate::network::Network::new(cfg.network.clone(), state.clone())
                 .map_err(|e| tracing::error!(error = %e, "container networking is off"))
                 .ok()
         });
+        let network = network.flatten();
+        let run_dir = cfg.data_dir.join("run").join("health");
+        let checks = Checks::new(
+            rt.clone(),
+            state.clone(),
+            run_dir,
+            network.is_none(),
+            verdicts,
+        );
         Reconciler {
-            network: network.flatten(),
+            network,
             ingress: Ingress::new(&cfg.ingress),
             volumes: Volumes::new(&cfg.data_dir),
-            reporter: Reporter::new(state.clone(), reports, cfg.data_dir.clone()),
+            reporter: Reporter::new(
+                state.clone(),
+                reports,
+                cfg.data_dir.clone(),
+                checks.board.clone(),
+            ),
             supervisor: Arc::new(Supervisor::new(rt.clone(), state.clone())),
+            checks: Arc::new(checks),
             cfg,
             state,
             rt,
@@ -130,7 +154,8 @@ impl Reconciler {
 
     /// Brings the host's ingress in step with the specs; after a failed read it stays as it was.
     async fn sync_ingress(&self) {
-        if let Err(e) = self.ingress.sync(&self.state).await {
+        let unhealthy = self.checks.board.unhealthy();
+        if let Err(e) = self.ingress.sync(&self.state, &unhealthy).await {
             tracing::error!(error = %e, "cannot read specs or addresses: ingress left as it was");
         }
     }
@@ -151,14 +176,14 @@ impl Reconciler {
         };
         let result = match spec.desired {
             DesiredState::Running => self.ensure_running(&spec).await,
-            DesiredState::Stopped => self.stop_task(id).await.map(|_| ObservedState::Stopped),
+            DesiredState::Stopped => self.stop(id).await.map(|_| (ObservedState::Stopped, None)),
             DesiredState::Deleted => self
                 .teardown(id, true)
                 .await
-                .map(|_| ObservedState::Deleted),
+                .map(|_| (ObservedState::Deleted, None)),
         };
         match result {
-            Ok(ObservedState::Deleted) => {
+            Ok((ObservedState::Deleted, _)) => {
                 if let Err(e) = self.state.remove(id) {
                     tracing::error!(id, error = %e, "cannot forget deleted container");
                 }
@@ -167,11 +192,11 @@ impl Reconciler {
                 tracing::info!(id, "container deleted");
                 self.reporter.report(&spec, ObservedState::Deleted, None);
             }
-            Ok(state) => {
+            Ok((state, reason)) => {
                 crate::telemetry::METRICS
                     .reconcile_ok
                     .fetch_add(1, Ordering::Relaxed);
-                self.reporter.report(&spec, state, None)
+                self.reporter.report(&spec, state, reason)
             }
             Err(e) => {
                 crate::telemetry::METRICS
@@ -184,13 +209,45 @@ impl Reconciler {
         }
     }
 
+    /// The user's stop: the task stops, and a crash loop or a waiting restart ends with it.
+    async fn stop(&self, id: &str) -> Result<(), ReconcileError> {
+        self.stop_task(id).await?;
+        self.supervisor.stopped_on_purpose(id).await?;
+        Ok(())
+    }
+
     async fn ensure_running(
         self: &Arc<Self>,
         spec: &ContainerSpec,
-    ) -> Result<ObservedState, ReconcileError> {
+    ) -> Result<Observed, ReconcileError> {
         let id = spec.id.as_str();
         let hash = spec_hash(spec);
         let existing = self.rt.container(id).await?;
+        let task = match &existing {
+            Some(_) => self.rt.task_state(id).await?,
+            None => TaskState::Missing,
+        };
+        if let TaskState::Stopped { exit_status } = task {
+            // Nobody asked for it (a stop deletes its task under this lock): the policy
+            // decides, and its decision is stored before the task goes.
+            self.checks.stop(id);
+            self.supervisor.exited(spec, exit_status).await?;
+        }
+        let running = matches!(task, TaskState::Running | TaskState::Paused);
+        if !running {
+            match self.supervisor.gate(spec).await? {
+                Gate::Go => {}
+                Gate::Wait { due_ms, reason } => {
+                    self.stop_task(id).await?;
+                    self.restart_at(id, due_ms);
+                    return Ok((ObservedState::Restarting, Some(reason)));
+                }
+                Gate::Halt(reason) => {
+                    self.stop_task(id).await?;
+                    return Ok((ObservedState::Stopped, Some(reason)));
+                }
+            }
+        }
         if existing.is_none() {
             // It had been created here before (a report says so), yet containerd has lost it.
             let had = self.state.report(id)?.is_some_and(|r| {
@@ -210,10 +267,6 @@ impl Reconciler {
             // A running task is never disturbed for a spec it already runs; a container
             // without a running task is re-created so it starts from the current spec.
             let stale = c.labels.get(LABEL_SPEC_HASH) != Some(&hash);
-            let running = matches!(
-                self.rt.task_state(id).await?,
-                TaskState::Running | TaskState::Paused
-            );
             if stale || !running {
                 if stale {
                     tracing::info!(id, "spec changed: re-creating the container, volumes kept");
@@ -237,7 +290,8 @@ impl Reconciler {
             TaskState::Missing => self.create_and_start(id).await?,
         }
         self.watch(id);
-        Ok(ObservedState::Running)
+        self.check_health(spec)?;
+        Ok((ObservedState::Running, None))
     }
 
     /// Waits for the container's CNI ADD if one is under way.
@@ -261,23 +315,16 @@ impl Reconciler {
         self.supervisor.starting(id);
         self.watch(id);
         self.rt.start_task(id).await?;
-        self.supervisor.started(id);
+        self.supervisor.started(id).await?;
         Ok(())
     }
 
-    /// Watches the task's exit; an exit nobody asked for restarts it with backoff.
+    /// Watches the task's exit; an exit nobody asked for is reconciled (the policy decides).
     fn watch(self: &Arc<Self>, id: &str) {
         let me = self.clone();
+        let key = id.to_string();
         self.supervisor
-            .watch(id, move |spec, status, delay| async move {
-                let why = format!(
-                    "process exited with status {status}; restarting in {}s",
-                    delay.as_secs()
-                );
-                me.reporter.report(&spec, ObservedState::Failed, Some(why));
-                tokio::time::sleep(delay).await;
-                me.reconcile(&spec.id).await;
-            });
+            .watch(id, move || async move { me.reconcile(&key).await });
     }
 
     /// SIGTERM, SIGKILL after the grace period, then the task is deleted.
@@ -287,6 +334,7 @@ impl Reconciler {
             TaskState::Stopped { .. } => {}
             TaskState::Running | TaskState::Paused | TaskState::Created => {
                 self.supervisor.stopping(id);
+                self.checks.stop(id);
                 self.rt.kill(id, SIGTERM, false).await?;
                 if tokio::time::timeout(self.cfg.stop_grace, self.rt.wait(id))
                     .await

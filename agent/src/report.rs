@@ -1,8 +1,10 @@
 //! Status reports: what the agent tells the coordinator about each container. A report is
 //! stored (the next hello and heartbeats carry it in the inventory) and sent at once, only
 //! when something changed; a container that containerd lost and that was re-created says so
-//! with its next `running` report.
+//! with its next `running` report. Every report carries the container's restart history and,
+//! while it runs, its health check's verdict ([`Board`]).
 
+use crate::health::Board;
 use crate::state::State;
 use berth_shared::protocol::{ContainerReport, ContainerSpec, ObservedState};
 use std::collections::HashMap;
@@ -18,6 +20,7 @@ pub struct Reporter {
     recreated: Mutex<HashMap<String, bool>>,
     /// Host directories a reason must not show (the agent's data dir, containerd's state).
     host_roots: Vec<String>,
+    health: Board,
 }
 
 /// `reason` with every host path under `roots` replaced: users see why, never where on the
@@ -47,6 +50,7 @@ impl Reporter {
         state: State,
         reports: mpsc::Sender<ContainerReport>,
         data_dir: PathBuf,
+        health: Board,
     ) -> Reporter {
         let mut host_roots = vec![data_dir.display().to_string()];
         host_roots.extend(
@@ -63,6 +67,7 @@ impl Reporter {
             reports,
             recreated: Mutex::default(),
             host_roots,
+            health,
         }
     }
 
@@ -84,6 +89,16 @@ impl Reporter {
         } else {
             None
         };
+        let verdict = self.health.get(&spec.id).filter(|_| running);
+        // An unhealthy container that runs says why it is unhealthy.
+        let reason = reason.or_else(|| verdict.clone().and_then(|(_, why)| why));
+        let restarts = match self.state.restarts(&spec.id) {
+            Ok(r) => r.map(|r| r.history()),
+            Err(e) => {
+                tracing::error!(id = %spec.id, error = %e, "cannot read the restart history");
+                None
+            }
+        };
         let r = ContainerReport {
             id: spec.id.clone(),
             generation: spec.generation,
@@ -94,6 +109,8 @@ impl Reporter {
             recreated: volume_preserved.map(|_| true),
             volume_preserved,
             address,
+            health: verdict.map(|(h, _)| h),
+            restarts,
             at: berth_shared::time::now_unix().0,
         };
         if state != ObservedState::Deleted {
@@ -123,7 +140,11 @@ impl Reporter {
     fn unchanged(&self, r: &ContainerReport) -> bool {
         match self.state.report(&r.id) {
             Ok(old) => old.is_some_and(|o| {
-                o.state == r.state && o.reason == r.reason && o.generation == r.generation
+                o.state == r.state
+                    && o.reason == r.reason
+                    && o.generation == r.generation
+                    && o.health == r.health
+                    && o.restarts == r.restarts
             }),
             Err(e) => {
                 tracing::error!(id = %r.id, error = %e, "cannot read the last report; storing anew");
@@ -149,7 +170,7 @@ mod tests {
     fn a_report_is_sent_once_per_change_and_carries_a_recreation_once() {
         let state = State::temporary().expect("state");
         let (tx, mut rx) = mpsc::channel(8);
-        let r = Reporter::new(state.clone(), tx, "/var/lib/berth".into());
+        let r = Reporter::new(state.clone(), tx, "/var/lib/berth".into(), Board::default());
         r.recreating("aaaa1111", true);
         r.report(&spec(), ObservedState::Running, None);
         r.report(&spec(), ObservedState::Running, None);

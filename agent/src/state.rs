@@ -4,6 +4,7 @@
 
 use berth_service::records::{self, RecordError};
 use berth_shared::protocol::{ContainerReport, ContainerSpec, ObservedState};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,11 +15,47 @@ pub enum StateError {
     Record(#[from] RecordError),
 }
 
+/// What the restart policy has done to one container on this host and what it waits for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartRecord {
+    /// Restarts by the policy.
+    pub count: u32,
+    /// Exits in a row without a stable run: the backoff's exponent, and what `max_retries`
+    /// is counted against.
+    pub streak: u32,
+    pub last_exit_code: Option<u32>,
+    /// Unix seconds.
+    pub last_exit_at: Option<u64>,
+    /// Unix milliseconds of the last start.
+    pub started_at_ms: Option<u64>,
+    /// Set at a start, cleared when its exit is recorded: an exit is counted once.
+    pub running: bool,
+    /// A restart waiting for its backoff: unix milliseconds it is due, and what to say.
+    pub due_ms: Option<u64>,
+    pub reason: Option<String>,
+    /// The policy left it stopped for the spec generation held then; a newer spec (a start,
+    /// a PATCH) gives it another chance.
+    pub halted_at_generation: Option<u64>,
+}
+
+impl RestartRecord {
+    /// What the container's reports say of it.
+    pub fn history(&self) -> berth_shared::protocol::Restarts {
+        berth_shared::protocol::Restarts {
+            count: self.count,
+            last_exit_code: self.last_exit_code,
+            last_exit_at: self.last_exit_at,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct State {
     db: sled::Db,
     specs: sled::Tree,
     reports: sled::Tree,
+    /// Restart history and backoff by container ([`RestartRecord`]).
+    restarts: sled::Tree,
     /// Container addresses: IPv4 (4 bytes) → container id.
     addresses: sled::Tree,
 }
@@ -45,6 +82,7 @@ impl State {
         Ok(State {
             specs: db.open_tree("specs")?,
             reports: db.open_tree("reports")?,
+            restarts: db.open_tree("restarts")?,
             addresses: db.open_tree("addresses")?,
             db,
         })
@@ -139,7 +177,19 @@ impl State {
     pub fn remove(&self, id: &str) -> Result<(), StateError> {
         self.specs.remove(id)?;
         self.reports.remove(id)?;
+        self.restarts.remove(id)?;
         Ok(())
+    }
+
+    pub fn restarts(&self, id: &str) -> Result<Option<RestartRecord>, StateError> {
+        Ok(records::get(&self.restarts, id.as_bytes())?)
+    }
+
+    /// Stores `r` and flushes: a restart decision outlives a kill -9 of the agent.
+    pub async fn put_restarts(&self, id: &str, r: &RestartRecord) -> Result<(), StateError> {
+        self.restarts
+            .insert(id, records::encode(id.as_bytes(), r)?)?;
+        self.flush().await
     }
 
     pub fn report(&self, id: &str) -> Result<Option<ContainerReport>, StateError> {

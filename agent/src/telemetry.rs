@@ -1,4 +1,5 @@
-//! The agent's Prometheus metrics: containers by state, reconcile passes, containerd call
+//! The agent's Prometheus metrics: containers by state and by health, restarts by the
+//! restart policy, reconcile passes, containerd call
 //! latency, link state, SSH sessions. Served on `[metrics] listen` by a minimal HTTP
 //! responder (GET /metrics only). A state that cannot be read leaves the containers series
 //! out (and says so in the log) rather than reporting zero containers.
@@ -18,6 +19,8 @@ pub const MAX_CONNECTIONS: usize = 64;
 pub struct Telemetry {
     pub reconcile_ok: AtomicU64,
     pub reconcile_failed: AtomicU64,
+    /// Restarts by containers' restart policies.
+    pub restarts: AtomicU64,
     pub link_connected: AtomicBool,
     pub ssh_sessions: AtomicI64,
     /// Unix time the link certificate expires (0 until read).
@@ -99,6 +102,12 @@ impl Telemetry {
                 self.cert_renewals.load(Ordering::Relaxed) as f64,
             ),
             (
+                "berth_agent_container_restarts_total",
+                "counter",
+                "Tasks restarted by their container's restart policy since start.",
+                self.restarts.load(Ordering::Relaxed) as f64,
+            ),
+            (
                 "berth_agent_ssh_sessions",
                 "gauge",
                 "Open SSH sessions into containers.",
@@ -128,6 +137,27 @@ fn containers(out: &mut String, inventory: &[berth_shared::protocol::ContainerRe
     );
     for (s, n) in &by_state {
         sample(out, "berth_agent_containers", &[("state", s)], *n as f64);
+    }
+    let mut by_health: BTreeMap<&str, u64> = ["starting", "healthy", "unhealthy"]
+        .into_iter()
+        .map(|h| (h, 0))
+        .collect();
+    for h in inventory.iter().filter_map(|r| r.health) {
+        *by_health.entry(h.as_str()).or_default() += 1;
+    }
+    header(
+        out,
+        "berth_agent_containers_health",
+        "gauge",
+        "Running containers with a health check, by its verdict.",
+    );
+    for (h, n) in &by_health {
+        sample(
+            out,
+            "berth_agent_containers_health",
+            &[("health", h)],
+            *n as f64,
+        );
     }
 }
 

@@ -24,5 +24,7 @@ pub fn spec(id: &str, desired: DesiredState, ingress: &[(u16, u16)]) -> Containe
             .collect(),
         boot: 0,
         runtime: Default::default(),
+        restart_policy: Default::default(),
+        health_check: None,
     }
 }

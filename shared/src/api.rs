@@ -12,6 +12,8 @@ pub enum ContainerStatus {
     Running,
     Stopped,
     Failed,
+    /// Its process exited and the restart policy restarts it after a backoff.
+    Restarting,
 }
 
 impl ContainerStatus {
@@ -22,6 +24,7 @@ impl ContainerStatus {
             ContainerStatus::Running => "running",
             ContainerStatus::Stopped => "stopped",
             ContainerStatus::Failed => "failed",
+            ContainerStatus::Restarting => "restarting",
         }
     }
 }
@@ -76,6 +79,21 @@ pub struct Container {
     /// Present on changes that need the container re-created (PATCH, mounts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarted: Option<bool>,
+    #[serde(default)]
+    pub restart_policy: crate::upkeep::RestartPolicy,
+    /// Restarts by the restart policy on its host.
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Status of the last exit nobody asked for, and when (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<crate::upkeep::HealthCheck>,
+    /// `starting`, `healthy` or `unhealthy` while it runs with a health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::upkeep::Health>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -103,6 +121,8 @@ pub struct CreateContainer {
     pub region: Option<String>,
     pub host_key: Option<String>,
     pub runtime: crate::runtimes::Runtime,
+    pub restart_policy: crate::upkeep::RestartPolicy,
+    pub health_check: Option<crate::upkeep::HealthCheck>,
 }
 
 /// An ingress rule (seed `001`): external `port` on the container's host → `target_port`.

@@ -3,7 +3,7 @@
 //! Owns: the public API's JSON shapes (`api`), the agent<->coordinator protocol (`protocol`,
 //! with its length-prefixed frame codec over any `AsyncRead`/`AsyncWrite`), ids, request
 //! bodies and their validation (`requests`, `validation`), the instance-type catalog, SSH
-//! public-key parsing, time and duration formats, image references and the Prometheus text
+//! public-key parsing, time and duration formats, restart policies and health checks (`upkeep`), image references and the Prometheus text
 //! format.
 //!
 //! Must not touch: files, sockets, containerd, sled or any server state. Everything here is
@@ -21,4 +21,5 @@ pub mod requests;
 pub mod runtimes;
 pub mod sshkey;
 pub mod time;
+pub mod upkeep;
 pub mod validation;

@@ -12,6 +12,7 @@
 use crate::api::ContainerStatus;
 use crate::catalog::Arch;
 pub use crate::runtimes::Runtime;
+use crate::upkeep::{Health, HealthCheck, RestartPolicy};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -62,6 +63,12 @@ pub struct ContainerSpec {
     /// The OCI runtime the container runs under.
     #[serde(default)]
     pub runtime: Runtime,
+    /// What an exit nobody asked for leads to (changing it re-creates nothing).
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// The agent's probe of the running container (changing it re-creates nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
 }
 
 fn runc_only() -> Vec<Runtime> {
@@ -83,6 +90,8 @@ pub enum ObservedState {
     Running,
     Stopped,
     Failed,
+    /// Exited; the restart policy restarts it after a backoff.
+    Restarting,
     /// Everything of the container is gone from the host.
     Deleted,
 }
@@ -96,6 +105,7 @@ impl ObservedState {
             ObservedState::Running => ContainerStatus::Running,
             ObservedState::Stopped => ContainerStatus::Stopped,
             ObservedState::Failed => ContainerStatus::Failed,
+            ObservedState::Restarting => ContainerStatus::Restarting,
             ObservedState::Deleted => return None,
         })
     }
@@ -123,8 +133,25 @@ pub struct ContainerReport {
     /// The container's address on its host's bridge, once it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// The health check's verdict while it runs with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// What the restart policy has done on this host: restarts, and the last exit nobody
+    /// asked for (status, unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<Restarts>,
     /// Unix seconds when the agent observed this.
     pub at: u64,
+}
+
+/// A container's restart history on its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Restarts {
+    pub count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit_code: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit_at: Option<u64>,
 }
 
 impl ContainerReport {
@@ -140,6 +167,8 @@ impl ContainerReport {
             recreated: None,
             volume_preserved: None,
             address: None,
+            health: None,
+            restarts: None,
             at: crate::time::now_unix().0,
         }
     }
@@ -466,6 +495,19 @@ mod tests {
             ingress: vec![],
             boot: 0,
             runtime: Runtime::Gvisor,
+            restart_policy: crate::upkeep::RestartPolicy {
+                mode: crate::upkeep::RestartMode::OnFailure,
+                max_retries: Some(3),
+            },
+            health_check: Some(crate::upkeep::HealthCheck {
+                probe: crate::upkeep::Probe::Exec {
+                    command: vec!["true".into()],
+                },
+                interval: std::time::Duration::from_secs(5),
+                timeout: std::time::Duration::from_millis(500),
+                failures: 2,
+                grace: std::time::Duration::ZERO,
+            }),
         });
         write_frame(&mut a, &msg).await.expect("write");
         drop(a);

@@ -1,7 +1,8 @@
 //! The host's ingress, kept in step with the specs: the 8000–8999 rules of every container
 //! that should run become [`Forwards`], its 80/443 rules become the [`Gateway`]'s routes for
-//! `<id>.<domain>`. Also starts the gateway's listeners the config asks for. A failed read of
-//! the specs or addresses changes nothing: the routes in force stay.
+//! `<id>.<domain>`. An unhealthy container's names answer 503 and its forwards are closed (the
+//! port refuses) until it is healthy again. Also starts the gateway's listeners the config
+//! asks for. A failed read of the specs or addresses changes nothing: the routes in force stay.
 
 use super::forward::{self, Forwards};
 use super::gateway::{self, Gateway};
@@ -11,7 +12,7 @@ use crate::state::{State, StateError};
 use berth_service::listener::Listener;
 use berth_service::tls::{self, TlsError};
 use berth_shared::protocol::{ContainerSpec, DesiredState};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -42,8 +43,14 @@ pub struct Plan {
     pub routes: Routes,
 }
 
-/// The ingress rules of the containers that should run and hold an address.
-pub fn plan(specs: &[ContainerSpec], addresses: &HashMap<String, Ipv4Addr>, domain: &str) -> Plan {
+/// The ingress rules of the containers that should run and hold an address; `unhealthy`
+/// ones are routed to a 503 and get no forwards.
+pub fn plan(
+    specs: &[ContainerSpec],
+    addresses: &HashMap<String, Ipv4Addr>,
+    unhealthy: &HashSet<String>,
+    domain: &str,
+) -> Plan {
     let mut plan = Plan::default();
     for s in specs {
         if s.desired != DesiredState::Running {
@@ -52,9 +59,16 @@ pub fn plan(specs: &[ContainerSpec], addresses: &HashMap<String, Ipv4Addr>, doma
         let Some(&ip) = addresses.get(&s.id) else {
             continue;
         };
+        let down = unhealthy.contains(&s.id);
         for r in &s.ingress {
             let dest = SocketAddrV4::new(ip, r.target_port);
             let name = format!("{}.{domain}", s.id);
+            if down {
+                if matches!(r.port, 80 | 443) {
+                    plan.routes.down.insert(name);
+                }
+                continue;
+            }
             match r.port {
                 80 => drop(plan.routes.http.insert(name, dest)),
                 443 => drop(plan.routes.https.insert(name, dest)),
@@ -82,10 +96,10 @@ impl Ingress {
 
     /// Serves exactly the ingress rules of the containers that should run. When the specs or
     /// addresses cannot be read, nothing changes and the error is returned.
-    pub async fn sync(&self, state: &State) -> Result<(), StateError> {
+    pub async fn sync(&self, state: &State, unhealthy: &HashSet<String>) -> Result<(), StateError> {
         let addresses = state.addresses()?;
         let specs = state.specs()?;
-        let Plan { forwards, routes } = plan(&specs, &addresses, &self.domain);
+        let Plan { forwards, routes } = plan(&specs, &addresses, unhealthy, &self.domain);
         self.gateway.set(routes);
         self.forwards.sync(forwards).await;
         Ok(())
@@ -136,7 +150,7 @@ mod tests {
             spec("bbbb2222", DesiredState::Running, &[(80, 80)]),
             spec("cccc3333", DesiredState::Stopped, &[(80, 80)]),
         ];
-        let p = plan(&specs, &addresses, "berth.test");
+        let p = plan(&specs, &addresses, &HashSet::new(), "berth.test");
         assert_eq!(
             p.routes.http,
             HashMap::from([("aaaa1111.berth.test".into(), SocketAddrV4::new(ip, 8080))])
@@ -165,7 +179,7 @@ mod tests {
         ingress.gateway.set(held.clone());
         let state = State::temporary().expect("state");
         state.corrupt_spec_for_test("aaaa1111").expect("corrupt");
-        assert!(ingress.sync(&state).await.is_err());
+        assert!(ingress.sync(&state, &HashSet::new()).await.is_err());
         assert_eq!(ingress.routes(), held, "a read error emptied the routes");
     }
 }

@@ -6,7 +6,7 @@
 //! requests become a byte tunnel after the container's `101`. Hop-by-hop headers are dropped;
 //! the container sees `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host`.
 
-use super::routes::RouteTable;
+use super::routes::{Route, RouteTable};
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
@@ -117,9 +117,16 @@ async fn handle(
         }
     }
     let name = front.sni.clone().or(host).unwrap_or_default();
-    let Some(dest) = routes.lookup(front.https, &name) else {
-        let text = format!("no container answers at {name}\n");
-        return Ok(page(StatusCode::NOT_FOUND, text));
+    let dest = match routes.lookup(front.https, &name) {
+        Some(Route::To(dest)) => dest,
+        Some(Route::Down) => {
+            let text = format!("the container at {name} is failing its health check\n");
+            return Ok(page(StatusCode::SERVICE_UNAVAILABLE, text));
+        }
+        None => {
+            let text = format!("no container answers at {name}\n");
+            return Ok(page(StatusCode::NOT_FOUND, text));
+        }
     };
     let upgrade = requested_upgrade(req.headers());
     let client_side = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));

@@ -166,6 +166,8 @@ mod tests {
             ingress: vec![],
             boot: 0,
             runtime: Default::default(),
+            restart_policy: Default::default(),
+            health_check: None,
         }
     }
 

@@ -138,6 +138,10 @@ impl Containers {
             boot: 0,
             recreated: None,
             runtime: req.runtime,
+            restart_policy: req.restart_policy,
+            health_check: req.health_check.take(),
+            health: None,
+            restarts: Default::default(),
         };
         self.check_totals(&mine, None, rec.resources())?;
         if self.store.container_named(user, &rec.name).await?.is_some() {

@@ -19,7 +19,9 @@ impl Containers {
         let rec = self
             .store
             .update_container(&rec.id, &mut |r| {
-                let retry = desired == DesiredState::Running && r.status == ContainerStatus::Failed;
+                // Failed, or left stopped by its restart policy (a crash loop): start again.
+                let retry = desired == DesiredState::Running
+                    && matches!(r.status, ContainerStatus::Failed | ContainerStatus::Stopped);
                 if (r.desired == desired && !retry) || !r.is_visible() {
                     return None;
                 }
@@ -191,6 +193,10 @@ impl Containers {
                 // Usage is always fresh; status only counts once the agent holds the current spec.
                 r.memory_used_mb = report.memory_used_mb.or(r.memory_used_mb);
                 r.storage_used_gb = report.storage_used_gb.or(r.storage_used_gb);
+                r.health = report.health;
+                if let Some(restarts) = report.restarts {
+                    r.restarts = restarts;
+                }
                 if report.generation >= r.generation {
                     if report.recreated == Some(true) {
                         r.recreated =
@@ -210,11 +216,23 @@ impl Containers {
         let Some(new) = updated else {
             return Ok(());
         };
-        if new.status == rec.status && new.observed_generation == rec.observed_generation {
+        let told = |r: &ContainerRecord| {
+            (
+                r.status,
+                r.observed_generation,
+                r.health,
+                r.restarts,
+                r.status_reason.clone(),
+            )
+        };
+        if told(&new) == told(&rec) {
             return Ok(());
         }
-        tracing::info!(id = %new.id, host, status = new.status.as_str(), generation = new.observed_generation, "container status");
+        tracing::info!(id = %new.id, host, status = new.status.as_str(), generation = new.observed_generation, health = ?new.health, restarts = new.restarts.count, "container status");
         self.store.flush().await?;
+        for (kind, msg) in upkeep_events(&rec, &new) {
+            self.record_event(&new, kind, msg).await;
+        }
         if new.status != rec.status {
             let msg = match &new.status_reason {
                 Some(r) => format!("{}: {r}", new.status.as_str()),
@@ -236,6 +254,43 @@ impl Containers {
     }
 }
 
+/// The history a report adds beside its status: `exited` and `restarted` from the restart
+/// history (told by its changes, so a report lost on the way loses no event), `crash_loop` when
+/// the policy gave up, `health` on a new verdict.
+fn upkeep_events(old: &ContainerRecord, new: &ContainerRecord) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let (was, now) = (&old.restarts, &new.restarts);
+    if now.last_exit_at.is_some() && now.last_exit_at != was.last_exit_at {
+        let code = now
+            .last_exit_code
+            .map_or("unknown".into(), |c| c.to_string());
+        out.push(("exited", format!("process exited with status {code}")));
+    }
+    if now.count > was.count {
+        out.push((
+            "restarted",
+            format!("restarted by its restart policy (restart {})", now.count),
+        ));
+    }
+    let crash_loop = |r: &ContainerRecord| {
+        r.status == ContainerStatus::Stopped
+            && r.status_reason
+                .as_deref()
+                .is_some_and(|s| s.starts_with(berth_shared::upkeep::CRASH_LOOP))
+    };
+    if crash_loop(new) && !crash_loop(old) {
+        out.push(("crash_loop", new.status_reason.clone().unwrap_or_default()));
+    }
+    if let Some(h) = new.health.filter(|h| Some(*h) != old.health) {
+        let msg = match (&new.status_reason, h) {
+            (Some(why), berth_shared::upkeep::Health::Unhealthy) => format!("unhealthy: {why}"),
+            _ => h.as_str().to_string(),
+        };
+        out.push(("health", msg));
+    }
+    out
+}
+
 /// What a report can change in a record.
 type Observed = (
     Option<u64>,
@@ -245,6 +300,8 @@ type Observed = (
     Option<String>,
     Option<String>,
     u64,
+    Option<berth_shared::upkeep::Health>,
+    berth_shared::protocol::Restarts,
 );
 
 fn observed(r: &ContainerRecord) -> Observed {
@@ -256,5 +313,7 @@ fn observed(r: &ContainerRecord) -> Observed {
         r.status_reason.clone(),
         r.external_ip.clone(),
         r.observed_generation,
+        r.health,
+        r.restarts,
     )
 }

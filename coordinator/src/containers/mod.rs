@@ -157,6 +157,15 @@ impl Containers {
             recreated: None,
             volume_preserved: None,
             restarted: None,
+            restart_policy: r.restart_policy,
+            restart_count: r.restarts.count,
+            last_exit_code: r.restarts.last_exit_code,
+            last_exit_at: r.restarts.last_exit_at.map(berth_shared::time::rfc3339),
+            health_check: r.health_check.clone(),
+            // A verdict is about a running container only.
+            health: r
+                .health
+                .filter(|_| r.health_check.is_some() && r.status == api::ContainerStatus::Running),
         }
     }
 
@@ -192,6 +201,8 @@ impl Containers {
                 .collect(),
             boot: r.boot,
             runtime: r.runtime,
+            restart_policy: r.restart_policy,
+            health_check: r.health_check.clone(),
         })
     }
 

@@ -162,8 +162,16 @@ impl Containers {
                 r.cpu_millis = u32::try_from(new.cpu_millis).unwrap_or(u32::MAX);
                 (r.memory_mb, r.storage_gb) = (new.memory_mb, new.disk_gb);
                 restarted = resize && r.desired == DesiredState::Running;
+                // Both travel in the spec; the agent applies them without a restart.
+                let mut upkeep = false;
+                if let Some(policy) = p.restart_policy.filter(|n| *n != r.restart_policy) {
+                    (r.restart_policy, upkeep) = (policy, true);
+                }
+                if let Some(check) = p.health_check.clone().filter(|n| *n != r.health_check) {
+                    (r.health_check, r.health, upkeep) = (check, None, true);
+                }
                 // The name travels in the spec: the agent's SSH server accepts it as a login.
-                Ok(if grow || rename {
+                Ok(if grow || rename || upkeep {
                     Change::Spec
                 } else {
                     Change::None

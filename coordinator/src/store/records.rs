@@ -2,7 +2,8 @@
 //! ingress rules and history, users' SSH keys. Plain data; the `Store` keeps them.
 
 use berth_shared::api::ContainerStatus;
-use berth_shared::protocol::{DesiredState, Resources, Runtime};
+use berth_shared::protocol::{DesiredState, Resources, Restarts, Runtime};
+use berth_shared::upkeep::{Health, HealthCheck, RestartPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -52,6 +53,16 @@ pub struct ContainerRecord {
     /// The OCI runtime asked for at create.
     #[serde(default)]
     pub runtime: Runtime,
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+    /// The host's last word on the health check, while it runs with one.
+    #[serde(default)]
+    pub health: Option<Health>,
+    /// The host's restart history of it (count, last exit).
+    #[serde(default)]
+    pub restarts: Restarts,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,6 +20,8 @@ super::body! {
         host_key: String,
         ports: serde_json::Value,
         runtime: String,
+        restart_policy: serde_json::Value,
+        health_check: serde_json::Value,
     }
     /// `PATCH /compute/containers/:id` (seeds `003`/`004`).
     PatchBody {
@@ -27,6 +29,8 @@ super::body! {
         memory_mb: u64,
         cpu_millis: u64,
         storage_gb: u64,
+        restart_policy: serde_json::Value,
+        health_check: serde_json::Value,
     }
     /// `PUT /compute/containers/:id/ssh`.
     SshBody { ssh_enabled: bool }

@@ -26,6 +26,9 @@ pub struct Patch {
     pub memory_mb: Option<u64>,
     pub cpu_millis: Option<u64>,
     pub storage_gb: Option<u64>,
+    pub restart_policy: Option<crate::upkeep::RestartPolicy>,
+    /// `Some(None)` removes the check.
+    pub health_check: Option<Option<crate::upkeep::HealthCheck>>,
 }
 
 impl Validate for PatchBody {
@@ -37,10 +40,20 @@ impl Validate for PatchBody {
         let memory_mb = c.optional("memory_mb", self.memory_mb, UINT);
         let cpu_millis = c.optional("cpu_millis", self.cpu_millis, UINT);
         let storage_gb = c.optional("storage_gb", self.storage_gb, UINT);
-        let nothing =
-            name.is_none() && memory_mb.is_none() && cpu_millis.is_none() && storage_gb.is_none();
+        let restart_policy = c
+            .optional("restart_policy", self.restart_policy, "")
+            .map(|v| super::upkeep::restart_policy(c, &v));
+        let health_check = c
+            .optional("health_check", self.health_check, "")
+            .map(|v| super::upkeep::health_check(c, &v));
+        let nothing = name.is_none()
+            && memory_mb.is_none()
+            && cpu_millis.is_none()
+            && storage_gb.is_none()
+            && restart_policy.is_none()
+            && health_check.is_none();
         if nothing && c.errors.is_empty() {
-            let msg = "nothing to change: give name, memory_mb, cpu_millis or storage_gb";
+            let msg = "nothing to change: give name, memory_mb, cpu_millis, storage_gb, restart_policy or health_check";
             c.errors.add("body", msg);
         }
         c.range("memory_mb", memory_mb, l.memory_mb);
@@ -61,6 +74,8 @@ impl Validate for PatchBody {
             memory_mb,
             cpu_millis,
             storage_gb,
+            restart_policy: restart_policy.flatten(),
+            health_check: health_check.flatten(),
         })
     }
 }

@@ -94,6 +94,21 @@ impl Validate for CreateBody {
                 Runtime::Runc
             }
         };
+        let restart_policy = c
+            .optional("restart_policy", self.restart_policy, "")
+            .map(|v| super::upkeep::restart_policy(c, &v));
+        let health_check = match c.optional("health_check", self.health_check, "") {
+            Some(v) => match super::upkeep::health_check(c, &v) {
+                Some(Some(h)) => Some(h),
+                Some(None) => {
+                    c.errors
+                        .add("health_check.type", "must be http, tcp or exec");
+                    None
+                }
+                None => None,
+            },
+            None => None,
+        };
         let mut ssh_key_ids = ssh_key_ids.unwrap_or_default();
         ssh_key_ids.dedup();
         Some(CreateContainer {
@@ -110,6 +125,8 @@ impl Validate for CreateBody {
             region,
             host_key,
             runtime,
+            restart_policy: restart_policy.flatten().unwrap_or_default(),
+            health_check,
         })
     }
 }

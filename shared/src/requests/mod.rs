@@ -170,8 +170,10 @@ mod exec;
 mod keys;
 #[cfg(test)]
 mod tests;
+mod upkeep;
 
 pub use bodies::*;
 pub use change::{Action, Patch, PatchLimits};
 pub use create::SizeLimits;
 pub use exec::{Encoding, Exec, MAX_EXEC_TIMEOUT};
+pub use upkeep::MAX_RETRIES;

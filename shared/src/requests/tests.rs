@@ -134,3 +134,129 @@ fn numbers_without_a_fraction_are_integers() {
         "{e:?}"
     );
 }
+
+#[test]
+fn restart_policies_and_health_checks_are_read_with_defaults() {
+    use crate::upkeep::{Probe, RestartMode};
+    use std::time::Duration;
+    let c = create(json!({"name": "a", "ssh_key_ids": [1]})).expect("valid");
+    assert_eq!(c.restart_policy.mode, RestartMode::Always);
+    assert_eq!((c.restart_policy.max_retries, c.health_check), (None, None));
+    let c = create(json!({"name": "a", "ssh_key_ids": [1],
+        "restart_policy": {"mode": "on-failure", "max_retries": 5},
+        "health_check": {"type": "http", "port": 8080, "interval": "1s"}}))
+    .expect("valid");
+    assert_eq!(
+        (c.restart_policy.mode, c.restart_policy.max_retries),
+        (RestartMode::OnFailure, Some(5))
+    );
+    let h = c.health_check.expect("a check");
+    assert_eq!(
+        h.probe,
+        Probe::Http {
+            port: 8080,
+            path: "/".into()
+        }
+    );
+    // The timeout defaults to 2 s but never beyond the interval.
+    assert_eq!(
+        (h.interval, h.timeout, h.failures, h.grace),
+        (
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            3,
+            Duration::from_secs(30)
+        )
+    );
+}
+
+#[test]
+fn bad_restart_policies_and_health_checks_say_which_field() {
+    let cases = [
+        (
+            json!({"restart_policy": {"mode": "sometimes"}}),
+            "restart_policy.mode",
+        ),
+        (
+            json!({"restart_policy": {"max_retries": -1}}),
+            "restart_policy.max_retries",
+        ),
+        (json!({"restart_policy": "always"}), "restart_policy"),
+        (
+            json!({"health_check": {"type": "tcp", "port": 8080, "interval": "500ms"}}),
+            "health_check.interval",
+        ),
+        (
+            json!({"health_check": {"type": "tcp", "port": 70000}}),
+            "health_check.port",
+        ),
+        (
+            json!({"health_check": {"type": "tcp", "port": 0}}),
+            "health_check.port",
+        ),
+        (
+            json!({"health_check": {"type": "http"}}),
+            "health_check.port",
+        ),
+        (
+            json!({"health_check": {"type": "http", "port": 80, "path": "x"}}),
+            "health_check.path",
+        ),
+        (
+            json!({"health_check": {"type": "exec", "command": []}}),
+            "health_check.command",
+        ),
+        (
+            json!({"health_check": {"type": "exec"}}),
+            "health_check.command",
+        ),
+        (
+            json!({"health_check": {"type": "grpc", "port": 1}}),
+            "health_check.type",
+        ),
+        (
+            json!({"health_check": {"type": "none"}}),
+            "health_check.type",
+        ),
+        (
+            json!({"health_check": {"type": "tcp", "port": 1, "failures": 0}}),
+            "health_check.failures",
+        ),
+        (
+            json!({"health_check": {"type": "tcp", "port": 1, "interval": "2s", "timeout": "5s"}}),
+            "health_check.timeout",
+        ),
+        (
+            json!({"health_check": {"type": "tcp", "port": 1, "grace": "soon"}}),
+            "health_check.grace",
+        ),
+    ];
+    for (extra, field) in cases {
+        let mut body = json!({"name": "a", "ssh_key_ids": [1]});
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let e = create(body.clone()).expect_err(&body.to_string());
+        assert!(e.0.contains_key(field), "{body}: {e:?}");
+    }
+}
+
+#[test]
+fn patch_changes_or_removes_a_health_check() {
+    let l = PatchLimits {
+        memory_mb: (64, 16384),
+        storage_gb: (1, 100),
+        max_cpu_millis: 1000,
+        instance_type: "nano",
+        storage_now: 5,
+    };
+    let p = |v| from_value::<PatchBody>(v).expect("object").validate(&l);
+    let got = p(json!({"health_check": {"type": "none"}})).expect("valid");
+    assert_eq!(got.health_check, Some(None));
+    let got = p(json!({"restart_policy": {"mode": "no"}})).expect("valid");
+    assert_eq!(
+        got.restart_policy.map(|r| r.mode),
+        Some(crate::upkeep::RestartMode::No)
+    );
+    assert!(p(json!({"restart_policy": {"mode": 1}})).is_err());
+}
