@@ -53,7 +53,8 @@ pub enum Cmd {
     },
     /// Create a container and wait until it runs.
     #[command(
-        after_help = "Example:\n  berth create web --type small --env MODE=prod --port 8080 --mount /data"
+        after_help = "Example:\n  berth create web --type small --env MODE=prod --port 8080 --mount /data\n  \
+                      berth create api --restart on-failure:5 --health http:8080/healthz"
     )]
     Create(CreateArgs),
     /// One container, all its fields.
@@ -204,6 +205,18 @@ pub struct CreateArgs {
     /// Turn SSH access on (`berth ssh NAME`).
     #[arg(long)]
     pub ssh: bool,
+    /// Restart policy `MODE[:MAX_RETRIES]`: no, on-failure or always (the default, no limit).
+    #[arg(long, value_name = "MODE[:N]")]
+    pub restart: Option<String>,
+    /// Health check: `http:PORT[/PATH]`, `tcp:PORT` or `exec:COMMAND ARGS…`.
+    #[arg(long, value_name = "CHECK")]
+    pub health: Option<String>,
+    /// Between health checks (default 10s).
+    #[arg(long, requires = "health")]
+    pub health_interval: Option<String>,
+    /// After a start, health-check failures do not count for this long (default 30s).
+    #[arg(long, requires = "health")]
+    pub health_grace: Option<String>,
     /// Answer once it is created, without waiting for it to run.
     #[arg(long, short)]
     pub detach: bool,

@@ -11,6 +11,7 @@ mod error;
 mod output;
 mod resolve;
 mod time;
+mod upkeep;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -5,7 +5,7 @@ use super::Ctx;
 use crate::args::CreateArgs;
 use crate::client::{next_text, Socket};
 use crate::error::CliError;
-use crate::{output, resolve, time};
+use crate::{output, resolve, time, upkeep};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -136,6 +136,17 @@ fn create_body(a: &CreateArgs, keys: Vec<Value>) -> Result<Value, CliError> {
         "mount_paths",
         (!a.mounts.is_empty()).then(|| json!(a.mounts)),
     );
+    if let Some(r) = &a.restart {
+        b.insert(
+            "restart_policy".into(),
+            upkeep::restart(r).map_err(CliError::Usage)?,
+        );
+    }
+    if let Some(h) = &a.health {
+        let (i, g) = (a.health_interval.as_deref(), a.health_grace.as_deref());
+        let check = upkeep::health(h, i, g).map_err(CliError::Usage)?;
+        b.insert("health_check".into(), check);
+    }
     if !a.env.is_empty() {
         let mut env = Map::new();
         for kv in &a.env {
@@ -204,7 +215,8 @@ pub async fn create(ctx: &Ctx, a: CreateArgs) -> Result<u8, CliError> {
     Ok(0)
 }
 
-/// Follows the status stream (or, without one, `wait`) until `id` runs; `failed` is an error.
+/// Follows the status stream (or, without one, `wait`) until `id` runs; `failed` (or `stopped`
+/// by its restart policy) is an error.
 async fn until_running(
     ctx: &Ctx,
     id: &str,
@@ -228,10 +240,11 @@ async fn until_running(
             progress.println(format!("{id}: {status}"));
             match status.as_str() {
                 "running" => return ctx.client.get(&path).await,
-                "failed" => {
+                // Failed, or left stopped by its restart policy (it exited at once).
+                "failed" | "stopped" => {
                     let c = ctx.client.get(&path).await?;
                     let why = output::cell(&c["status_reason"]);
-                    return Err(CliError::Other(format!("{id} failed: {why}")));
+                    return Err(CliError::Other(format!("{id} {status}: {why}")));
                 }
                 _ => {}
             }
