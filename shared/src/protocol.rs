@@ -297,6 +297,8 @@ pub enum CoordinatorMessage {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+/// One request per stream, read once: the size of the largest variant costs nothing kept.
+#[allow(clippy::large_enum_variant)]
 pub enum Request {
     Apply(ContainerSpec),
     /// Answer: [`Response::Streaming`], then frames of `Vec<LogLine>`: at most `tail` recent

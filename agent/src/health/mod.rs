@@ -38,7 +38,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The verdicts in force, by container: written by the reconciler, read by reports and the
 /// ingress.
 #[derive(Clone, Default)]
-pub struct Board(Arc<Mutex<HashMap<String, (Health, Option<String>)>>>);
+pub struct Board(Arc<Mutex<HashMap<String, Entry>>>);
+
+/// A verdict and, for `unhealthy`, what failed.
+type Entry = (Health, Option<String>);
 
 impl Board {
     pub fn get(&self, id: &str) -> Option<(Health, Option<String>)> {
@@ -188,7 +191,7 @@ impl Checks {
                     }
                     failures = failures.saturating_add(1);
                     (failures >= check.failures && health != Health::Unhealthy)
-                        .then(|| (Health::Unhealthy, Some(why)))
+                        .then_some((Health::Unhealthy, Some(why)))
                 }
             };
             if let Some((h, reason)) = verdict {

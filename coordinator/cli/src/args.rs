@@ -27,6 +27,7 @@ pub enum Output {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 pub enum Cmd {
     /// Store the API address and a token (in $XDG_CONFIG_HOME/berth/config.toml, mode 0600).
     #[command(
