@@ -175,21 +175,9 @@ async fn a_kill_9_of_the_agent_during_a_backoff_keeps_the_count_and_the_schedule
     );
     let v = running_after(&c, &alice, &id, 4).await?;
     ensure!(v["last_exit_at"] == exited_at.as_str(), "{v}");
-    let events = alice
-        .expect(
-            200,
-            "GET",
-            &format!("/compute/containers/{id}/events?limit=1000"),
-            None,
-        )
-        .await?;
-    let restarted = events["events"]
-        .as_array()
-        .context("events")?
-        .iter()
-        .filter(|e| e["type"] == "restarted")
-        .count();
-    ensure!(restarted == 4, "{events}");
+    let types = event_types(&alice, &id).await?;
+    let restarted = types.iter().filter(|t| *t == "restarted").count();
+    ensure!(restarted == 4, "{types:?}");
     // Due 8 s after the exit (which came after the crash was asked for), not when the agent
     // came back.
     ensure!(
