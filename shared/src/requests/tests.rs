@@ -260,3 +260,16 @@ fn patch_changes_or_removes_a_health_check() {
     );
     assert!(p(json!({"restart_policy": {"mode": 1}})).is_err());
 }
+
+#[test]
+fn a_field_another_type_ignores_is_still_checked() {
+    let long: Vec<String> = (0..65).map(|i| i.to_string()).collect();
+    let e = create(json!({"name": "a", "ssh_key_ids": [1],
+        "health_check": {"type": "http", "port": 8080, "command": long}}))
+    .expect_err("65 args");
+    assert!(e.0.contains_key("health_check.command"), "{e:?}");
+    let e = create(json!({"name": "a", "ssh_key_ids": [1],
+        "health_check": {"type": "exec", "command": ["true"], "port": 0}}))
+    .expect_err("port 0");
+    assert!(e.0.contains_key("health_check.port"), "{e:?}");
+}

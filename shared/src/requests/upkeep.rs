@@ -117,64 +117,65 @@ pub fn restart_policy(c: &mut Check, v: &Value) -> Option<RestartPolicy> {
 pub fn health_check(c: &mut Check, v: &Value) -> Option<Option<HealthCheck>> {
     let field = "health_check";
     let o = object(c, field, v)?;
-    let port = |c: &mut Check| {
-        if o.get("port").is_none_or(Value::is_null) {
-            c.errors
-                .add("health_check.port", "is required for this type");
-        }
-        uint(c, o, field, "port", (1, 65535)).map(|p| p as u16)
-    };
-    let probe = match o.get("type").and_then(Value::as_str) {
-        Some("none") => return Some(None),
-        Some("http") => {
-            let path = match o.get("path").filter(|v| !v.is_null()) {
-                None => Some("/".to_string()),
-                Some(p) => match p.as_str() {
-                    Some(p)
-                        if p.starts_with('/')
-                            && p.len() <= MAX_PATH
-                            && !p.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-                    {
-                        Some(p.to_string())
-                    }
-                    _ => {
-                        c.errors.add(
-                            "health_check.path",
-                            format!("must be a path starting with / (at most {MAX_PATH} characters, no spaces)"),
-                        );
-                        None
-                    }
-                },
-            };
-            let port = port(c);
-            Some(Probe::Http {
-                port: port?,
-                path: path?,
-            })
-        }
-        Some("tcp") => port(c).map(|port| Probe::Tcp { port }),
-        Some("exec") => {
-            let command: Option<Vec<String>> = o
-                .get("command")
-                .and_then(|v| serde_json::from_value(v.clone()).ok());
-            match command {
-                Some(cmd)
-                    if !cmd.is_empty()
-                        && !cmd[0].is_empty()
-                        && cmd.len() <= MAX_ARGS
-                        && cmd.iter().all(|a| a.len() <= MAX_ARG && !a.contains('\0')) =>
-                {
-                    Some(Probe::Exec { command: cmd })
-                }
-                _ => {
-                    c.errors.add(
-                        "health_check.command",
-                        format!("must be a non-empty list of at most {MAX_ARGS} strings whose first names a program"),
-                    );
-                    None
-                }
+    // Every field given is checked whatever the type, so a value the document refuses is
+    // never accepted for being ignored; then each type asks for its own.
+    let given = |k: &str| o.get(k).is_some_and(|v| !v.is_null());
+    let port = uint(c, o, field, "port", (1, 65535)).map(|p| p as u16);
+    let path = match o.get("path").filter(|v| !v.is_null()) {
+        None => Some("/".to_string()),
+        Some(p) => match p.as_str() {
+            Some(p)
+                if p.starts_with('/')
+                    && p.len() <= MAX_PATH
+                    && !p.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+            {
+                Some(p.to_string())
             }
-        }
+            _ => {
+                let msg = format!(
+                    "must be a path starting with / (at most {MAX_PATH} characters, no spaces)"
+                );
+                c.errors.add("health_check.path", msg);
+                None
+            }
+        },
+    };
+    let command = match o.get("command").filter(|v| !v.is_null()) {
+        None => None,
+        Some(v) => match serde_json::from_value::<Vec<String>>(v.clone()) {
+            Ok(cmd)
+                if !cmd.is_empty()
+                    && !cmd[0].is_empty()
+                    && cmd.len() <= MAX_ARGS
+                    && cmd.iter().all(|a| a.len() <= MAX_ARG && !a.contains('\0')) =>
+            {
+                Some(cmd)
+            }
+            _ => {
+                let msg = format!(
+                    "must be a non-empty list of at most {MAX_ARGS} strings whose first names a program"
+                );
+                c.errors.add("health_check.command", msg);
+                None
+            }
+        },
+    };
+    let kind = o.get("type").and_then(Value::as_str);
+    if matches!(kind, Some("http" | "tcp")) && !given("port") {
+        c.errors
+            .add("health_check.port", "is required for this type");
+    }
+    if kind == Some("exec") && !given("command") {
+        c.errors
+            .add("health_check.command", "is required for this type");
+    }
+    let probe = match kind {
+        Some("none") => return Some(None),
+        Some("http") => port
+            .zip(path)
+            .map(|(port, path)| Probe::Http { port, path }),
+        Some("tcp") => port.map(|port| Probe::Tcp { port }),
+        Some("exec") => command.map(|command| Probe::Exec { command }),
         _ => {
             c.errors
                 .add("health_check.type", "must be http, tcp, exec or none");
