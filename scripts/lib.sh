@@ -108,3 +108,39 @@ build_image() {
 import_image() {
   ctr -n "$1" images import --snapshotter overlayfs "$2" >/dev/null
 }
+
+# A throw-away PostgreSQL cluster (Debian's package) in DIR, for the tests and
+# `quickstart --ha`: initdb'd once, run as the unprivileged user berth-pg (PostgreSQL refuses
+# root), listening on 127.0.0.1:PORT only, role `berth`, trust authentication (loopback only,
+# never for a real installation). Prints the admin address. Usage: start_postgres DIR PORT
+start_postgres() {
+  local dir=$1 port=$2 bin
+  ensure_packages postgresql postgresql-client
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$bin/pg_ctl" ] || die "PostgreSQL's pg_ctl not found under /usr/lib/postgresql"
+  id -u berth-pg >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin berth-pg
+  mkdir -p "$dir"
+  chown berth-pg "$dir"
+  chmod 700 "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    runuser -u berth-pg -- "$bin/initdb" -D "$dir/data" -U berth --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 \
+      || die "initdb failed; see $dir/initdb.log"
+  fi
+  if ! runuser -u berth-pg -- "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    log "starting PostgreSQL in $dir on 127.0.0.1:$port (log: $dir/postgres.log)"
+    runuser -u berth-pg -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null \
+      || die "PostgreSQL did not start; see $dir/postgres.log"
+  fi
+  # A cluster already running keeps the port it was started with.
+  port=$(sed -n 4p "$dir/data/postmaster.pid")
+  echo "host=127.0.0.1 port=$port user=berth dbname=postgres"
+}
+
+# Stops what start_postgres started in DIR (fast shutdown: sessions are cut, data kept).
+stop_postgres() {
+  local dir=$1 bin
+  [ -f "$dir/data/postmaster.pid" ] || return 0
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  runuser -u berth-pg -- "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}

@@ -91,11 +91,77 @@ pub struct LinkConfig {
     pub agent_cert_validity: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// Directory of the sled database.
-    pub path: PathBuf,
+    /// `sled` (embedded, the default) or `postgres` (several coordinators on one database).
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// sled: directory of the database.
+    pub path: Option<PathBuf>,
+    /// postgres: `postgres://user:password@host:port/database` (or key=value pairs).
+    pub url: Option<String>,
+    /// postgres: connections this coordinator keeps open at most.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// postgres: how long a store call may wait for a connection or an answer before the
+    /// API answers 503.
+    #[serde(default = "default_store_timeout", with = "serde_duration")]
+    pub timeout: Duration,
+}
+
+/// The URL may carry a password: it is never printed.
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("backend", &self.backend)
+            .field("path", &self.path)
+            .field("url", &self.url.as_ref().map(|_| "<set>"))
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    #[default]
+    Sled,
+    Postgres,
+}
+
+impl StoreConfig {
+    fn validate(&self) -> Result<(), String> {
+        match self.backend {
+            StoreBackend::Sled if self.path.is_none() => {
+                Err("[store] backend \"sled\" needs `path`, the database directory".into())
+            }
+            StoreBackend::Postgres => {
+                let Some(url) = &self.url else {
+                    return Err("[store] backend \"postgres\" needs `url`".into());
+                };
+                url.parse::<tokio_postgres::Config>()
+                    .map_err(|e| format!("[store] url is not a PostgreSQL address: {e}"))?;
+                if self.pool_size == 0 || self.pool_size > 1024 {
+                    return Err("[store] pool_size must be from 1 to 1024".into());
+                }
+                if self.timeout < Duration::from_millis(100) {
+                    return Err("[store] timeout must be at least 100ms".into());
+                }
+                Ok(())
+            }
+            StoreBackend::Sled => Ok(()),
+        }
+    }
+}
+
+fn default_pool_size() -> usize {
+    16
+}
+
+fn default_store_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -261,6 +327,7 @@ impl ConfigFile for Config {
         if api.header_timeout.is_zero() {
             return Err("[api] header_timeout must be longer than 0s".into());
         }
+        self.store.validate()?;
         let a = &self.auth;
         match a.algorithm {
             JwtAlgorithm::HS256 => {

@@ -123,7 +123,7 @@ pub async fn start(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, Error> {
-    let store: Arc<dyn Store> = Arc::new(store::SledStore::open(&config.store.path)?);
+    let store: Arc<dyn Store> = store::open(&config.store).await?;
     let auth = auth::Authenticator::from_config(&config.auth)?;
     let endpoint = hub::bind(&config.link)?;
     let link_addr = endpoint.local_addr().map_err(|source| Error::Listen {

@@ -52,10 +52,30 @@ enum Command {
         #[arg(long, default_value = "1h")]
         ttl: String,
     },
+    /// The store: move an installation to another backend.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Cluster TLS material for the agent link.
     Tls {
         #[command(subcommand)]
         command: TlsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy a sled store into an empty PostgreSQL database (stop the coordinator first), e.g.
+    /// `store migrate --from sled:/var/lib/berth-coordinator/db --to postgres://berth@db/berth`.
+    /// Then set `[store] backend = "postgres"` and `url`, and start the coordinator again.
+    Migrate {
+        /// `sled:PATH` of the store to read.
+        #[arg(long)]
+        from: String,
+        /// PostgreSQL address (`postgres://…` or `host=… dbname=…`) of an empty database.
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -109,6 +129,21 @@ async fn main() -> anyhow::Result<()> {
                 Some(berth_coordinator::auth::parse_scopes(&scopes).map_err(anyhow::Error::msg)?)
             };
             println!("{}", auth.issue(&user, ttl, scopes)?);
+        }
+        Command::Store {
+            command: StoreCommand::Migrate { from, to },
+        } => {
+            let path = from
+                .strip_prefix("sled:")
+                .context("--from must be sled:PATH")?;
+            let mut target = config.store.clone();
+            target.backend = berth_coordinator::config::StoreBackend::Postgres;
+            target.url = Some(to);
+            let counts =
+                berth_coordinator::store::migrate::sled_to_postgres(path.as_ref(), &target)
+                    .await
+                    .context("store migrate")?;
+            println!("copied {counts}");
         }
         Command::Tls {
             command: TlsCommand::Init { force },

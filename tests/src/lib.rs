@@ -76,6 +76,30 @@ pub fn run(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The coordinator's `[store]`: sled in the test's directory, or, with
+/// `BERTH_TEST_STORE=postgres`, a new database on the server `BERTH_TEST_POSTGRES` names
+/// (`scripts/test` starts one and runs the core suites this way too).
+fn store_section(dir: &Path, id: &str) -> Result<String> {
+    if std::env::var("BERTH_TEST_STORE").as_deref() != Ok("postgres") {
+        return Ok(format!(
+            "[store]\npath = \"{}/coordinator-db\"",
+            dir.display()
+        ));
+    }
+    let admin = std::env::var("BERTH_TEST_POSTGRES")
+        .context("BERTH_TEST_STORE=postgres needs BERTH_TEST_POSTGRES (scripts/test sets it)")?;
+    let db = format!("berth_e2e_{id}");
+    run(Command::new("psql")
+        .arg(&admin)
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!("CREATE DATABASE {db}")))?;
+    // key=value form: the last `dbname` wins.
+    let url = format!("{admin} dbname={db}");
+    Ok(format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\npool_size = 8"
+    ))
+}
+
 /// One coordinator and one agent, started from the real binaries.
 pub struct Cluster {
     pub dir: PathBuf,
@@ -110,6 +134,7 @@ impl Cluster {
         let (coord_metrics, agent_metrics) = (free_tcp_port()?, free_tcp_port()?);
         let (bridge, subnet) = test_network(&id);
         let d = dir.display();
+        let store = store_section(&dir, &id)?;
         std::fs::write(
             dir.join("coordinator.toml"),
             format!(
@@ -130,8 +155,7 @@ key = "{d}/tls/coordinator.key"
 server_names = ["localhost"]
 heartbeat_interval = "1s"
 heartbeat_grace = "3s"
-[store]
-path = "{d}/coordinator-db"
+{store}
 [metrics]
 listen = "127.0.0.1:{coord_metrics}"
 [auth]

@@ -1,6 +1,7 @@
 //! The one place where errors become HTTP statuses and JSON bodies (seed `000`).
 
 use crate::error::Error;
+use crate::store::StoreError;
 use berth_shared::api::ErrorBody;
 use warp::http::StatusCode;
 use warp::Reply;
@@ -70,10 +71,20 @@ pub fn status_and_body(e: &ApiError) -> (StatusCode, ErrorBody) {
             Error::NotRunning(t) => (S::CONFLICT, B::ContainerNotRunning { message: m(t) }),
             Error::Unavailable(t) => (S::SERVICE_UNAVAILABLE, B::Unavailable { message: m(t) }),
             Error::Timeout(t) => (S::REQUEST_TIMEOUT, B::Timeout { message: m(t) }),
-            Error::Store(err) => {
-                tracing::error!(error = %err, "store failure");
-                (S::INTERNAL_SERVER_ERROR, B::Internal)
-            }
+            Error::Store(err) => match err {
+                StoreError::NameTaken { .. } | StoreError::KeyTaken { .. } => {
+                    (S::CONFLICT, B::Conflict { message: err.to_string() })
+                }
+                StoreError::Unavailable(_) => {
+                    tracing::warn!(error = %err, "store unavailable");
+                    let message = "the database is unavailable; try again shortly".to_string();
+                    (S::SERVICE_UNAVAILABLE, B::Unavailable { message })
+                }
+                _ => {
+                    tracing::error!(error = %err, "store failure");
+                    (S::INTERNAL_SERVER_ERROR, B::Internal)
+                }
+            },
         },
     }
 }

@@ -1,26 +1,31 @@
 //! The coordinator's durable state behind one interface: users' containers (desired spec +
 //! last known status), their history, SSH keys, cordons and redeemed join tokens.
 //!
-//! `SledStore` is the embedded backend (the default). Every method is async so a networked
-//! backend (PostgreSQL, a later wave) fits the same trait; `conformance` is the test suite
-//! every backend must pass. Reads that a request depends on go through indexes (by owner, by
+//! `SledStore` is the embedded backend (the default); `PgStore` keeps the same records in
+//! PostgreSQL, which several coordinators may share. `open` picks one from `[store]`;
+//! `conformance` is the test suite every backend must pass. Reads that a request depends on go through indexes (by owner, by
 //! host, by name): listing one user's containers or one host's desired set never reads
 //! another's records. Every write an API answer depends on is made durable (`flush`) before
 //! the answer goes out, so a coordinator killed with SIGKILL restarts into what it last said.
 
 pub mod conformance;
+pub mod migrate;
+mod postgres;
 mod records;
 mod sled;
 
+pub use self::postgres::PgStore;
 pub use self::sled::SledStore;
 pub use records::{
     ContainerRecord, EventRecord, IdempotencyRecord, IngressRecord, KeyRecord, StoredAnswer,
     MAX_EVENTS,
 };
 
+use crate::config::{StoreBackend, StoreConfig};
 use berth_shared::protocol::Resources;
 use futures_util::future::BoxFuture;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -30,6 +35,35 @@ pub enum StoreError {
     Record(#[from] berth_service::records::RecordError),
     #[error("container {id} already exists")]
     Exists { id: String },
+    /// Another visible container of the owner has the name (a unique index said so).
+    #[error("{owner} already has a container named {name:?}")]
+    NameTaken { owner: String, name: String },
+    /// Another key has the fingerprint (a unique index said so).
+    #[error("a key with fingerprint {fingerprint} is already registered")]
+    KeyTaken { fingerprint: String },
+    /// The database cannot be reached or answered nothing in time: the API says 503.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("record {key} in postgres: {source}")]
+    Decode {
+        key: String,
+        source: serde_json::Error,
+    },
+}
+
+/// Opens the backend `[store]` names (a PostgreSQL store runs its migrations first).
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match config.backend {
+        StoreBackend::Sled => {
+            let path = config.path.as_deref().ok_or_else(|| {
+                StoreError::Unavailable("[store] path is not set for sled".into())
+            })?;
+            Arc::new(SledStore::open(path)?)
+        }
+        StoreBackend::Postgres => Arc::new(PgStore::connect(config).await?),
+    })
 }
 
 /// What the records placed on one host add up to.
@@ -76,7 +110,7 @@ pub trait Store: Send + Sync + 'static {
     fn unplaced_containers(&self) -> StoreFuture<'_, Vec<ContainerRecord>>;
     /// Per host, what the records placed there (deleted-but-unconfirmed ones too) add up
     /// to: one call for placement over the whole fleet, whatever the number of records.
-    fn host_usage(&self) -> StoreFuture<'_, std::sync::Arc<HashMap<String, HostUsage>>>;
+    fn host_usage(&self) -> StoreFuture<'_, Arc<HashMap<String, HostUsage>>>;
     /// Every record: operators' views and metrics only, never a user's request.
     fn all_containers(&self) -> StoreFuture<'_, Vec<ContainerRecord>>;
 

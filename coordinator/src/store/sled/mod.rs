@@ -2,6 +2,8 @@
 //! kept in the same transaction as the record they point at, so a crash never leaves an
 //! index naming a record that is not there (or missing one that is).
 
+mod export;
+
 use super::MAX_EVENTS;
 use super::{
     ContainerRecord, Edit, EventRecord, HostUsage, IdempotencyRecord, KeyRecord, Store, StoreError,
