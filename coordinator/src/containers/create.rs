@@ -105,7 +105,7 @@ impl Containers {
             ));
         }
 
-        let owner_turn = self.owners.turn(user).await;
+        let owner_turn = self.owner_turn(user).await?;
         let mine = self.store.owner_containers(user).await?;
         let mut rec = ContainerRecord {
             id: String::new(),
@@ -159,7 +159,7 @@ impl Containers {
             rec.id = ids::new_container_id();
         }
         {
-            let _placing = self.placing.lock().await;
+            let _placing = self.placement_turn().await?;
             self.try_place(&mut rec).await?;
             self.store.insert_container(rec.clone()).await?;
         }
@@ -213,7 +213,7 @@ impl Containers {
                 continue;
             }
             let stored = {
-                let _placing = self.placing.lock().await;
+                let _placing = self.placement_turn().await?;
                 self.try_place(&mut rec).await?;
                 let Some(host) = rec.host_key.clone() else {
                     continue;

@@ -28,7 +28,7 @@ impl Containers {
         (port, target_port): (u16, u16),
     ) -> Result<IngressRule, Error> {
         // Ports are unique per host: one decision at a time, as for placement.
-        let _guard = self.placing.lock().await;
+        let _guard = self.placement_turn().await?;
         if rec.ingress.iter().any(|i| i.port == port) {
             return Err(taken_here(port));
         }

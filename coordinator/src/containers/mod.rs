@@ -21,7 +21,7 @@ use crate::events::{ContainerEvent, EventBus};
 use crate::fleet::Fleet;
 use crate::hub::Hub;
 use crate::registry::Registry;
-use crate::store::{ContainerRecord, Store};
+use crate::store::{ClusterLock, ContainerRecord, Store};
 use berth_shared::api;
 use berth_shared::catalog::Catalog;
 use berth_shared::ids;
@@ -41,8 +41,8 @@ pub struct Containers {
     domain: String,
     /// How long start/stop wait for the host's report.
     settle_wait: Duration,
-    /// One quota and name decision at a time per owner, with the write it guards (one
-    /// coordinator).
+    /// One quota and name decision at a time per owner, with the write it guards (with the
+    /// store's cluster lock, across coordinators).
     owners: serial::Serial,
     /// One host choice at a time, with the write that takes the room: held for in-memory
     /// work and a store write, never across a flush.
@@ -78,6 +78,23 @@ impl Containers {
             serial: Default::default(),
             writes: Default::default(),
         }
+    }
+
+    /// The turn to decide on `owner`'s quota and names, in this coordinator and in the cluster.
+    async fn owner_turn(&self, owner: &str) -> Result<(serial::Turn<'_>, ClusterLock), Error> {
+        let local = self.owners.turn(owner).await;
+        let cluster = self.store.cluster_lock(&format!("owner/{owner}")).await?;
+        Ok((local, cluster))
+    }
+
+    /// The turn to choose a host or take room (or a port) on one, here and in the cluster:
+    /// placement reads the hosts' sums from the store inside it.
+    async fn placement_turn(
+        &self,
+    ) -> Result<(tokio::sync::MutexGuard<'_, ()>, ClusterLock), Error> {
+        let local = self.placing.lock().await;
+        let cluster = self.store.cluster_lock("placement").await?;
+        Ok((local, cluster))
     }
 
     /// The API's turn to change container `id`: held across one whole write request.

@@ -131,8 +131,8 @@ impl Containers {
         };
         let p = body.validate(&limits).map_err(Error::Invalid)?;
         let _turn = self.serial.turn(&current.id).await;
-        let _owner = self.owners.turn(&current.owner).await;
-        let _guard = self.placing.lock().await;
+        let _owner = self.owner_turn(&current.owner).await?;
+        let _guard = self.placement_turn().await?;
         if let Some(n) = &p.name {
             let same = self.store.container_named(&current.owner, n).await?;
             if same.is_some_and(|c| c.id != current.id) {

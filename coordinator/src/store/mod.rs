@@ -74,6 +74,22 @@ pub struct HostUsage {
     pub containers: usize,
 }
 
+/// A lock every coordinator sharing the store respects, held until it is dropped. With the
+/// embedded store there is one coordinator, whose own locks already are the cluster's, and
+/// it holds nothing.
+#[must_use = "the lock is released when this is dropped"]
+pub struct ClusterLock(#[allow(dead_code)] Option<Box<dyn Send + Sync>>);
+
+impl ClusterLock {
+    pub fn none() -> ClusterLock {
+        ClusterLock(None)
+    }
+
+    pub fn held(guard: Box<dyn Send + Sync>) -> ClusterLock {
+        ClusterLock(Some(guard))
+    }
+}
+
 /// What every store call returns.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
@@ -84,6 +100,11 @@ pub type Edit<'a> = &'a mut (dyn FnMut(&mut ContainerRecord) -> Option<()> + Sen
 pub trait Store: Send + Sync + 'static {
     /// Makes every write so far durable.
     fn flush(&self) -> StoreFuture<'_, ()>;
+
+    /// Waits for the cluster-wide lock `name` (an owner's quota and names, placement). Take
+    /// the coordinator's own lock of the same thing first, so that one coordinator has one
+    /// waiter per name at most.
+    fn cluster_lock<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ClusterLock>;
 
     fn container<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ContainerRecord>>;
     /// A new record; `Exists` if the id is taken.

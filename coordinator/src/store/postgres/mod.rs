@@ -8,12 +8,13 @@
 
 mod containers;
 mod import;
+mod locks;
 mod schema;
 mod tables;
 
 use super::{
-    ContainerRecord, Edit, EventRecord, HostUsage, IdempotencyRecord, KeyRecord, Store, StoreError,
-    StoreFuture,
+    ClusterLock, ContainerRecord, Edit, EventRecord, HostUsage, IdempotencyRecord, KeyRecord,
+    Store, StoreError, StoreFuture,
 };
 use crate::config::StoreConfig;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -24,10 +25,12 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
-#[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// Where the pool connects: the lock session connects the same way.
+    pg: tokio_postgres::Config,
     timeout: Duration,
+    locks: locks::LockSession,
 }
 
 impl PgStore {
@@ -40,7 +43,7 @@ impl PgStore {
         pg.connect_timeout(config.timeout);
         pg.application_name("berth-coordinator");
         let manager = Manager::from_config(
-            pg,
+            pg.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -56,7 +59,9 @@ impl PgStore {
             .map_err(|e| StoreError::Unavailable(format!("connection pool: {e}")))?;
         let store = PgStore {
             pool,
+            pg,
             timeout: config.timeout,
+            locks: Default::default(),
         };
         let version = store
             .bounded(|| async {
@@ -137,6 +142,10 @@ impl Store for PgStore {
     fn flush(&self) -> StoreFuture<'_, ()> {
         // Every write committed before it returned (synchronous_commit).
         Box::pin(async { Ok(()) })
+    }
+
+    fn cluster_lock<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ClusterLock> {
+        Box::pin(self.acquire(name))
     }
 
     fn container<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ContainerRecord>> {

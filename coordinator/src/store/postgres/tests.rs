@@ -188,3 +188,33 @@ async fn a_sled_store_migrates_whole_and_ids_keep_counting() {
     assert_eq!(pg.counts().await.expect("counts"), counts);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_cluster_lock_is_one_holders_across_stores() {
+    let Some(url) = fresh_database("locks").await else {
+        return;
+    };
+    let mut short = config(url);
+    short.timeout = Duration::from_millis(300);
+    let a = PgStore::connect(&short).await.expect("a");
+    let b = PgStore::connect(&short).await.expect("b");
+    let held = a.cluster_lock("owner/erin").await.expect("a takes it");
+    match b.cluster_lock("owner/erin").await {
+        Err(StoreError::Unavailable(_)) => {}
+        Err(e) => panic!("not unavailable: {e}"),
+        Ok(_) => panic!("two holders of one lock"),
+    }
+    let _other = b
+        .cluster_lock("owner/frank")
+        .await
+        .expect("another name is free");
+    drop(held);
+    let mut taken = None;
+    for _ in 0..50 {
+        if let Ok(l) = b.cluster_lock("owner/erin").await {
+            taken = Some(l);
+            break;
+        }
+    }
+    assert!(taken.is_some(), "released when its holder dropped it");
+}

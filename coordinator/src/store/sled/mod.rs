@@ -6,8 +6,8 @@ mod export;
 
 use super::MAX_EVENTS;
 use super::{
-    ContainerRecord, Edit, EventRecord, HostUsage, IdempotencyRecord, KeyRecord, Store, StoreError,
-    StoreFuture,
+    ClusterLock, ContainerRecord, Edit, EventRecord, HostUsage, IdempotencyRecord, KeyRecord,
+    Store, StoreError, StoreFuture,
 };
 use berth_service::records::{decode, decode_all, encode, get};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -273,6 +273,11 @@ impl SledStore {
 impl Store for SledStore {
     fn flush(&self) -> StoreFuture<'_, ()> {
         Box::pin(self.flusher.flush(&self.db))
+    }
+
+    fn cluster_lock<'a>(&'a self, _name: &'a str) -> StoreFuture<'a, ClusterLock> {
+        // The only coordinator of this store: its own locks are the cluster's.
+        Box::pin(async { Ok(ClusterLock::none()) })
     }
 
     fn container<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ContainerRecord>> {

@@ -1,0 +1,91 @@
+//! Cluster-wide locks as PostgreSQL advisory locks, all on one session of their own: a
+//! lock is `pg_try_advisory_lock`, retried with a short backoff until `[store] timeout`, so
+//! a waiter never holds a pool connection (waiters holding the pool while the holder needs
+//! it would deadlock). A coordinator that dies loses its session and with it its locks.
+//! Should the lock session itself drop, its locks are gone at once; holders are not told
+//! (logged), and the database's unique indexes still refuse a second name or key.
+
+use super::{classify, PgStore};
+use crate::store::{ClusterLock, StoreError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_postgres::{Client, NoTls};
+
+/// The first key of every Berth advisory lock (the second is the name's hash).
+const LOCK_SPACE: i32 = 0x6265_7274; // "bert"
+
+#[derive(Default)]
+pub(super) struct LockSession(tokio::sync::Mutex<Option<Arc<Client>>>);
+
+struct Held {
+    client: Arc<Client>,
+    name: String,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let (client, name) = (self.client.clone(), std::mem::take(&mut self.name));
+        tokio::spawn(async move {
+            let unlock = "SELECT pg_advisory_unlock($1, hashtext($2))";
+            if let Err(e) = client.execute(unlock, &[&LOCK_SPACE, &name]).await {
+                // The session is gone, and its locks with it.
+                tracing::warn!(lock = %name, error = %e, "store: unlock failed");
+            }
+        });
+    }
+}
+
+impl PgStore {
+    /// The lock session, connected anew when the last one ended.
+    async fn lock_session(&self) -> Result<Arc<Client>, StoreError> {
+        let mut slot = self.locks.0.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        if slot.take().is_some() {
+            tracing::warn!("store: the lock session ended; locks it held are released");
+        }
+        let (client, conn) = self
+            .pg
+            .connect(NoTls)
+            .await
+            .map_err(|e| classify(StoreError::Postgres(e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::warn!(error = %e, "store: lock session closed");
+            }
+        });
+        let client = Arc::new(client);
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    pub(super) async fn acquire(&self, name: &str) -> Result<ClusterLock, StoreError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let client = self.lock_session().await?;
+            let row = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                    &[&LOCK_SPACE, &name],
+                )
+                .await
+                .map_err(|e| classify(StoreError::Postgres(e)))?;
+            if row.try_get::<_, bool>(0)? {
+                return Ok(ClusterLock::held(Box::new(Held {
+                    client,
+                    name: name.to_string(),
+                })));
+            }
+            if Instant::now() + pause > deadline {
+                return Err(StoreError::Unavailable(format!(
+                    "the cluster lock {name:?} stayed taken for {:?}",
+                    self.timeout
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+}
