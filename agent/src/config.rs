@@ -263,8 +263,13 @@ impl Default for ContainerdConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CoordinatorConfig {
-    /// `host:port` of the coordinator's QUIC endpoint.
-    pub address: String,
+    /// `host:port` of the coordinator's QUIC endpoint (one coordinator).
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Every coordinator's `host:port` (several coordinators on one PostgreSQL): the agent
+    /// keeps a link to each, so any of them reaches it and losing one loses nothing.
+    #[serde(default)]
+    pub addresses: Vec<String>,
     /// Name the coordinator's certificate must carry.
     pub server_name: String,
     pub ca_cert: PathBuf,
@@ -278,6 +283,33 @@ pub struct CoordinatorConfig {
     /// The coordinator's API, e.g. `http://coordinator.example.com:8080`.
     #[serde(default)]
     pub enroll_url: Option<String>,
+}
+
+impl CoordinatorConfig {
+    /// The coordinators to keep a link to (`addresses`, or the one `address`).
+    pub fn endpoints(&self) -> Vec<String> {
+        match &self.address {
+            Some(a) if self.addresses.is_empty() => vec![a.clone()],
+            _ => self.addresses.clone(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.address.is_some() != self.addresses.is_empty() {
+            return Err(
+                "[coordinator] needs exactly one of `address` or `addresses` (a list)".into(),
+            );
+        }
+        let all = self.endpoints();
+        if all.iter().any(|a| a.trim().is_empty()) {
+            return Err("[coordinator] addresses must not be empty".into());
+        }
+        let unique: std::collections::BTreeSet<&String> = all.iter().collect();
+        if unique.len() != all.len() {
+            return Err("[coordinator] addresses lists a coordinator twice".into());
+        }
+        Ok(())
+    }
 }
 
 fn default_stop_grace() -> Duration {
@@ -295,6 +327,7 @@ impl ConfigFile for Config {
 
     fn validate(&self) -> Result<(), String> {
         self.capacity.validate()?;
+        self.coordinator.validate()?;
         if !berth_shared::ids::is_host_key(&self.host_key) {
             return Err(format!(
                 "host_key {:?} must be a DNS label (a-z, 0-9, '-')",
@@ -349,6 +382,30 @@ mod tests {
     fn gvisor(path: &str) -> RuntimesConfig {
         RuntimesConfig {
             gvisor: Some(path.into()),
+        }
+    }
+
+    fn coordinator(toml_text: &str) -> Result<CoordinatorConfig, String> {
+        let base = "server_name = \"c\"\nca_cert = \"/ca\"\ncert = \"/c\"\nkey = \"/k\"\n";
+        let c: CoordinatorConfig =
+            toml::from_str(&format!("{base}{toml_text}")).map_err(|e| e.to_string())?;
+        c.validate().map(|()| c)
+    }
+
+    #[test]
+    fn one_address_or_a_list_of_distinct_ones() {
+        let one = coordinator("address = \"a:7443\"").expect("one");
+        assert_eq!(one.endpoints(), ["a:7443"]);
+        let two = coordinator("addresses = [\"a:7443\", \"b:7443\"]").expect("two");
+        assert_eq!(two.endpoints(), ["a:7443", "b:7443"]);
+        for bad in [
+            "",
+            "addresses = []",
+            "address = \"a:1\"\naddresses = [\"b:1\"]",
+            "addresses = [\"a:1\", \"a:1\"]",
+            "addresses = [\" \"]",
+        ] {
+            assert!(coordinator(bad).is_err(), "{bad:?} was accepted");
         }
     }
 

@@ -22,6 +22,8 @@ pub struct Telemetry {
     /// Restarts by containers' restart policies.
     pub restarts: AtomicU64,
     pub link_connected: AtomicBool,
+    /// Coordinators this agent has a link to now.
+    pub links_connected: AtomicU64,
     pub ssh_sessions: AtomicI64,
     /// Unix time the link certificate expires (0 until read).
     pub cert_not_after: AtomicI64,
@@ -86,8 +88,14 @@ impl Telemetry {
             (
                 "berth_agent_link_connected",
                 "gauge",
-                "1 while the QUIC link to the coordinator is up.",
+                "1 while the QUIC link to at least one coordinator is up.",
                 f64::from(u8::from(self.link_connected.load(Ordering::Relaxed))),
+            ),
+            (
+                "berth_agent_links_connected",
+                "gauge",
+                "Coordinators the agent has a QUIC link to now.",
+                self.links_connected.load(Ordering::Relaxed) as f64,
             ),
             (
                 "berth_agent_certificate_expiry_seconds",

@@ -4,7 +4,7 @@
 use crate::store::ContainerRecord;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -18,6 +18,19 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Status,
+        EventKind::Started,
+        EventKind::Stopped,
+        EventKind::Deleted,
+        EventKind::Updated,
+        EventKind::Removed,
+    ];
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     /// The `type` of the message on `/compute/ws`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,20 +63,50 @@ impl ContainerEvent {
 /// How many events one subscriber may fall behind by before it lags (and is told so).
 const BACKLOG: usize = 1024;
 
+/// Events the feed to other coordinators may fall behind by before new ones are dropped
+/// (while the database is away).
+const OUTBOX: usize = 65_536;
+
 /// A channel per owner with subscribers, a receiver per subscriber: an event wakes only the
 /// subscribers of its owner (a thousand watchers of one user cost the others nothing), and a
-/// slow subscriber lags alone. An owner's channel goes once nobody listens.
+/// slow subscriber lags alone. An owner's channel goes once nobody listens. With several
+/// coordinators, what is published here also goes to the outbox (`feed` sends it to the
+/// others), and what they published is delivered here.
 #[derive(Clone, Default)]
-pub struct EventBus(Arc<Mutex<HashMap<String, broadcast::Sender<ContainerEvent>>>>);
+pub struct EventBus {
+    owners: Arc<Mutex<HashMap<String, broadcast::Sender<ContainerEvent>>>>,
+    outbox: Option<mpsc::Sender<ContainerEvent>>,
+}
 
 impl EventBus {
+    /// A bus whose publications also go to the returned outbox.
+    pub fn with_outbox() -> (EventBus, mpsc::Receiver<ContainerEvent>) {
+        let (tx, rx) = mpsc::channel(OUTBOX);
+        let bus = EventBus {
+            owners: Arc::default(),
+            outbox: Some(tx),
+        };
+        (bus, rx)
+    }
+
     fn owners(
         &self,
     ) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<ContainerEvent>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.owners.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A change made here: to this coordinator's subscribers and to the others.
     pub fn publish(&self, ev: ContainerEvent) {
+        if let Some(out) = &self.outbox {
+            if let Err(mpsc::error::TrySendError::Full(ev)) = out.try_send(ev.clone()) {
+                tracing::warn!(id = %ev.record.id, "feed outbox full: other coordinators miss this event");
+            }
+        }
+        self.deliver(ev);
+    }
+
+    /// A change, to this coordinator's subscribers only (what another coordinator made).
+    pub fn deliver(&self, ev: ContainerEvent) {
         let mut owners = self.owners();
         let owner = ev.record.owner.clone();
         if let Some(tx) = owners.get(&owner) {

@@ -20,6 +20,7 @@ mod containers;
 pub mod enroll;
 pub mod error;
 mod events;
+mod feed;
 mod fleet;
 mod http;
 pub mod hub;
@@ -146,12 +147,23 @@ pub async fn start(
     let (hub, agent_events) = hub::Hub::new(config.link.heartbeat_interval);
     let hub = Arc::new(hub);
     let fleet = Arc::new(Fleet::new(hub.clone(), store.clone(), config.link.clone()));
+    // A store shared with other coordinators carries a feed of changes between them.
+    let (bus, feed_task) = match store.feed() {
+        Some(_) => {
+            let (bus, outbox) = events::EventBus::with_outbox();
+            let origin = berth_shared::ids::new_container_id();
+            tracing::info!(%origin, "store shared: changes go to and come from the feed");
+            let task = feed::run(store.clone(), origin, bus.clone(), outbox);
+            (bus, Some(tokio::spawn(task)))
+        }
+        None => (events::EventBus::default(), None),
+    };
     let containers = Arc::new(Containers::new(
         &config,
         store.clone(),
         fleet.clone(),
         hub.clone(),
-        events::EventBus::default(),
+        bus,
     ));
     let grace = config.link.heartbeat_grace;
     let svc = Arc::new(Services {
@@ -203,6 +215,9 @@ pub async fn start(
         endpoint.close(0u32.into(), b"coordinator shutting down");
         housekeeping.abort();
         expiry.abort();
+        if let Some(t) = feed_task {
+            t.abort();
+        }
         if let Some(t) = metrics_task {
             t.abort();
         }

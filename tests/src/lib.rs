@@ -20,12 +20,14 @@ use std::time::{Duration, Instant};
 mod agents;
 pub mod containerd;
 mod net;
+mod peer;
 mod setup;
 mod user;
 pub mod ws;
 
 pub use agents::ExtraAgent;
 pub use net::{free_tcp_port, test_network};
+pub use peer::Peer;
 pub use setup::Setup;
 pub use user::User;
 
@@ -78,9 +80,9 @@ pub fn run(cmd: &mut Command) -> Result<String> {
 
 /// The coordinator's `[store]`: sled in the test's directory, or, with
 /// `BERTH_TEST_STORE=postgres`, a new database on the server `BERTH_TEST_POSTGRES` names
-/// (`scripts/test` starts one and runs the core suites this way too).
-fn store_section(dir: &Path, id: &str) -> Result<String> {
-    if std::env::var("BERTH_TEST_STORE").as_deref() != Ok("postgres") {
+/// (`scripts/test` starts one and runs the core suites this way too), or when asked.
+fn store_section(dir: &Path, id: &str, postgres: bool) -> Result<String> {
+    if !postgres && std::env::var("BERTH_TEST_STORE").as_deref() != Ok("postgres") {
         return Ok(format!(
             "[store]\npath = \"{}/coordinator-db\"",
             dir.display()
@@ -123,6 +125,16 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start() -> Result<Cluster> {
+        Cluster::start_with(false).await
+    }
+
+    /// A cluster whose coordinator keeps its records in PostgreSQL (a new database on
+    /// `BERTH_TEST_POSTGRES`), so that peers (`start_peer`) can share them.
+    pub async fn start_on_postgres() -> Result<Cluster> {
+        Cluster::start_with(true).await
+    }
+
+    async fn start_with(postgres: bool) -> Result<Cluster> {
         let id = suffix();
         let dir = std::env::temp_dir().join(format!("berth-e2e-{id}"));
         std::fs::create_dir_all(&dir)?;
@@ -134,7 +146,7 @@ impl Cluster {
         let (coord_metrics, agent_metrics) = (free_tcp_port()?, free_tcp_port()?);
         let (bridge, subnet) = test_network(&id);
         let d = dir.display();
-        let store = store_section(&dir, &id)?;
+        let store = store_section(&dir, &id, postgres)?;
         std::fs::write(
             dir.join("coordinator.toml"),
             format!(

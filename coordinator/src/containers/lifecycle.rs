@@ -186,10 +186,14 @@ impl Containers {
         let Some(status) = report.state.status() else {
             return Ok(());
         };
+        // The record as the store had it when this report was applied (locked): with several
+        // coordinators hearing the same report, only the one that changed the record tells.
+        let mut prior = None;
         let updated = self
             .store
             .update_container(&report.id, &mut |r| {
                 let before = observed(r);
+                let locked = r.clone();
                 // Usage is always fresh; status only counts once the agent holds the current spec.
                 r.memory_used_mb = report.memory_used_mb.or(r.memory_used_mb);
                 r.storage_used_gb = report.storage_used_gb.or(r.storage_used_gb);
@@ -210,10 +214,12 @@ impl Containers {
                     r.observed_generation = report.generation;
                 }
                 // A report that changes nothing (most heartbeats) writes nothing.
-                (observed(r) != before).then_some(())
+                let changed = observed(r) != before;
+                prior = changed.then_some(locked);
+                changed.then_some(())
             })
             .await?;
-        let Some(new) = updated else {
+        let (Some(new), Some(rec)) = (updated, prior) else {
             return Ok(());
         };
         let told = |r: &ContainerRecord| {

@@ -90,6 +90,35 @@ impl ClusterLock {
     }
 }
 
+/// One change a coordinator published, as the others read it from the feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEntry {
+    /// Increasing in commit order, mostly: a later one may commit first (readers allow it).
+    pub seq: u64,
+    /// The coordinator that published it.
+    pub origin: String,
+    /// `EventKind::as_str`.
+    pub kind: String,
+    /// The record after the change, as JSON.
+    pub record: String,
+}
+
+/// The changes coordinators sharing one store tell each other of, so that a watcher on one
+/// sees what is done through another. Only a shared store has one.
+pub trait ChangeFeed: Send + Sync {
+    /// Appends `(kind, record JSON)`s from `origin` in one transaction, and wakes readers.
+    fn append<'a>(&'a self, origin: &'a str, batch: &'a [(String, String)]) -> StoreFuture<'a, ()>;
+    /// Entries above `seq`, oldest first, at most `limit`.
+    fn after(&self, seq: u64, limit: u32) -> StoreFuture<'_, Vec<FeedEntry>>;
+    /// The newest entry's `seq` (0 when empty): where a new reader starts.
+    fn head(&self) -> StoreFuture<'_, u64>;
+    /// A signal on every append anywhere (and on every reconnect of the listener); readers
+    /// also poll, so a lost signal delays and never loses.
+    fn wakeups(&self) -> StoreFuture<'_, tokio::sync::mpsc::Receiver<()>>;
+    /// Drops entries older than `age`; how many.
+    fn prune(&self, age: std::time::Duration) -> StoreFuture<'_, u64>;
+}
+
 /// What every store call returns.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
@@ -100,6 +129,11 @@ pub type Edit<'a> = &'a mut (dyn FnMut(&mut ContainerRecord) -> Option<()> + Sen
 pub trait Store: Send + Sync + 'static {
     /// Makes every write so far durable.
     fn flush(&self) -> StoreFuture<'_, ()>;
+
+    /// The feed between coordinators sharing this store (`None`: it has one coordinator).
+    fn feed(&self) -> Option<&dyn ChangeFeed> {
+        None
+    }
 
     /// Waits for the cluster-wide lock `name` (an owner's quota and names, placement). Take
     /// the coordinator's own lock of the same thing first, so that one coordinator has one

@@ -7,6 +7,7 @@
 //! empty answer.
 
 mod containers;
+mod feed;
 mod import;
 mod locks;
 mod schema;
@@ -146,6 +147,10 @@ impl Store for PgStore {
 
     fn cluster_lock<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ClusterLock> {
         Box::pin(self.acquire(name))
+    }
+
+    fn feed(&self) -> Option<&dyn super::ChangeFeed> {
+        Some(self)
     }
 
     fn container<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ContainerRecord>> {

@@ -10,10 +10,11 @@ use tokio_postgres::Client;
 const MIGRATION_LOCK: i64 = 0x6265_7274_685f_6d67; // "berth_mg"
 
 /// `(version, what it does, SQL)`, in order.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "containers, history, keys, cordons, enrollments, idempotency",
-    r#"
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "containers, history, keys, cordons, enrollments, idempotency",
+        r#"
 CREATE TABLE containers (
     id          text PRIMARY KEY,
     owner       text NOT NULL,
@@ -72,7 +73,23 @@ CREATE TABLE idempotency (
 );
 CREATE INDEX idempotency_by_age ON idempotency (created_at);
 "#,
-)];
+    ),
+    (
+        2,
+        "the change feed between coordinators",
+        r#"
+-- What one coordinator published, for the others' watchers; kept a few minutes.
+CREATE TABLE changes (
+    seq         bigserial PRIMARY KEY,
+    origin      text NOT NULL,
+    kind        text NOT NULL,
+    record      jsonb NOT NULL,
+    at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX changes_by_age ON changes (at);
+"#,
+    ),
+];
 
 /// Brings the database to the newest schema; returns the version it is at.
 pub async fn migrate(client: &mut Client) -> Result<i32, StoreError> {

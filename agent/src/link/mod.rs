@@ -1,21 +1,22 @@
 //! This agent as a host of the link ([`berth_link::Host`]): its hello and heartbeats come
 //! from the stored inventory, the welcome's specs are offered to the reconciler, the
 //! coordinator's requests go to [`crate::serve::Services`], and its certificate is renewed
-//! over the link with [`crate::renew`]. Dialling, sessions and reconnects are `berth_link`'s.
+//! over the link with [`crate::renew`]. Dialling, sessions and reconnects are `berth_link`'s;
+//! `fanout` keeps one link per coordinator.
 
+mod fanout;
 mod messages;
 
 use crate::config::Config;
 use crate::reconciler::Reconciler;
 use crate::renew;
 use crate::state::State;
-use berth_link::{Dial, Endpoints, HostError, Renewal};
-use berth_shared::protocol::{AgentMessage, ContainerReport, ContainerSpec, HostInfo};
+use berth_link::{HostError, Renewal};
+use berth_shared::protocol::{AgentMessage, ContainerSpec, HostInfo};
 use messages::{heartbeat, hello};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 pub struct Link {
     pub cfg: Arc<Config>,
@@ -23,23 +24,6 @@ pub struct Link {
     pub state: State,
     pub reconciler: Arc<Reconciler>,
     pub services: Arc<crate::serve::Services>,
-}
-
-impl Link {
-    /// Runs sessions until the task is dropped; reconnects with jittered backoff.
-    pub async fn run(self: Arc<Self>, reports: mpsc::Receiver<ContainerReport>) {
-        let c = &self.cfg.coordinator;
-        let dial = Dial {
-            address: c.address.clone(),
-            server_name: c.server_name.clone(),
-            endpoints: Endpoints::Files {
-                ca_cert: c.ca_cert.clone(),
-                cert: c.cert.clone(),
-                key: c.key.clone(),
-            },
-        };
-        berth_link::run(self, dial, reports).await
-    }
 }
 
 impl berth_link::Host for Link {
