@@ -21,6 +21,7 @@ mod agents;
 pub mod containerd;
 mod net;
 mod peer;
+pub mod postgres;
 mod setup;
 mod user;
 pub mod ws;
@@ -78,27 +79,31 @@ pub fn run(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The coordinator's `[store]`: sled in the test's directory, or, with
-/// `BERTH_TEST_STORE=postgres`, a new database on the server `BERTH_TEST_POSTGRES` names
-/// (`scripts/test` starts one and runs the core suites this way too), or when asked.
-fn store_section(dir: &Path, id: &str, postgres: bool) -> Result<String> {
-    if !postgres && std::env::var("BERTH_TEST_STORE").as_deref() != Ok("postgres") {
+/// The shared test server `scripts/test` starts.
+fn test_postgres() -> Result<String> {
+    std::env::var("BERTH_TEST_POSTGRES")
+        .context("a PostgreSQL store needs BERTH_TEST_POSTGRES (scripts/test sets it)")
+}
+
+/// The coordinator's `[store]`: sled in the test's directory, or a new database on the
+/// PostgreSQL server at `admin` (`BERTH_TEST_STORE=postgres` runs any suite that way;
+/// `scripts/test` runs the core suites so too).
+fn store_section(dir: &Path, id: &str, admin: Option<&str>) -> Result<String> {
+    let Some(admin) = admin else {
         return Ok(format!(
             "[store]\npath = \"{}/coordinator-db\"",
             dir.display()
         ));
-    }
-    let admin = std::env::var("BERTH_TEST_POSTGRES")
-        .context("BERTH_TEST_STORE=postgres needs BERTH_TEST_POSTGRES (scripts/test sets it)")?;
+    };
     let db = format!("berth_e2e_{id}");
     run(Command::new("psql")
-        .arg(&admin)
+        .arg(admin)
         .args(["-q", "-v", "ON_ERROR_STOP=1", "-c"])
         .arg(format!("CREATE DATABASE {db}")))?;
     // key=value form: the last `dbname` wins.
     let url = format!("{admin} dbname={db}");
     Ok(format!(
-        "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\npool_size = 8"
+        "[store]\nbackend = \"postgres\"\nurl = \"{url}\"\npool_size = 8\ntimeout = \"3s\""
     ))
 }
 
@@ -125,16 +130,25 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start() -> Result<Cluster> {
-        Cluster::start_with(false).await
+        let admin = match std::env::var("BERTH_TEST_STORE").as_deref() {
+            Ok("postgres") => Some(test_postgres()?),
+            _ => None,
+        };
+        Cluster::start_with(admin).await
     }
 
     /// A cluster whose coordinator keeps its records in PostgreSQL (a new database on
     /// `BERTH_TEST_POSTGRES`), so that peers (`start_peer`) can share them.
     pub async fn start_on_postgres() -> Result<Cluster> {
-        Cluster::start_with(true).await
+        Cluster::start_with(Some(test_postgres()?)).await
     }
 
-    async fn start_with(postgres: bool) -> Result<Cluster> {
+    /// Like `start_on_postgres`, on the server at `admin` (a test's own, `Postgres`).
+    pub async fn start_on_postgres_at(admin: &str) -> Result<Cluster> {
+        Cluster::start_with(Some(admin.to_string())).await
+    }
+
+    async fn start_with(postgres: Option<String>) -> Result<Cluster> {
         let id = suffix();
         let dir = std::env::temp_dir().join(format!("berth-e2e-{id}"));
         std::fs::create_dir_all(&dir)?;
@@ -146,7 +160,7 @@ impl Cluster {
         let (coord_metrics, agent_metrics) = (free_tcp_port()?, free_tcp_port()?);
         let (bridge, subnet) = test_network(&id);
         let d = dir.display();
-        let store = store_section(&dir, &id, postgres)?;
+        let store = store_section(&dir, &id, postgres.as_deref())?;
         std::fs::write(
             dir.join("coordinator.toml"),
             format!(

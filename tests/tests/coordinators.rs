@@ -6,6 +6,7 @@
 //! one rejoins.
 
 use anyhow::{ensure, Context, Result};
+use berth_tests::postgres::Postgres;
 use berth_tests::ws::next_json;
 use berth_tests::{Cluster, User};
 use serde_json::{json, Value};
@@ -196,5 +197,96 @@ async fn either_coordinator_serves_and_survives_the_other() -> Result<()> {
             None,
         )
         .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_that_goes_away_is_503_and_nothing_acknowledged_is_lost() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("berth-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let pg = Postgres::start(&dir)?;
+    let c = Cluster::start_on_postgres_at(&pg.admin).await?;
+    let alice = c.user("alice")?;
+    let key = alice.add_key("k0").await?;
+    let (id, _) = alice
+        .create_container(json!({"name": "r0", "ssh_key_ids": [key]}))
+        .await?;
+    let rename = |i: usize| {
+        let (u, id) = (alice.clone(), id.clone());
+        async move {
+            let t = Instant::now();
+            let (s, body) = u
+                .call(
+                    "PATCH",
+                    &format!("/compute/containers/{id}"),
+                    Some(json!({"name": format!("r{i}")})),
+                )
+                .await?;
+            anyhow::Ok((s, body, t.elapsed()))
+        }
+    };
+    let mut keys = vec![key];
+    for i in 1..=5 {
+        ensure!(rename(i).await?.0 == 200, "rename {i}");
+        keys.push(alice.add_key(&format!("k{i}")).await?);
+    }
+
+    pg.crash()?;
+    for i in 6..=10 {
+        let (s, body, took) = rename(i).await?;
+        ensure!(
+            s == 503 && body["error"] == "unavailable",
+            "database down: {s} {body}"
+        );
+        ensure!(
+            took < Duration::from_secs(6),
+            "answered in {took:?}, not at once"
+        );
+    }
+    let (s, body) = alice.call("GET", "/compute/containers", None).await?;
+    ensure!(
+        s == 503,
+        "a read with the database down is 503, never an empty list: {s} {body}"
+    );
+
+    pg.restart()?;
+    let back = Instant::now();
+    let mut i = 11;
+    loop {
+        let (s, body, _) = rename(i).await?;
+        if s == 200 {
+            break;
+        }
+        ensure!(s == 503, "while it comes back: {s} {body}");
+        ensure!(
+            back.elapsed() < Duration::from_secs(30),
+            "the coordinator never recovered"
+        );
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "answering again {:?} after the database restarted",
+        back.elapsed()
+    );
+    let seen = alice.container(&id).await?;
+    ensure!(
+        seen["name"] == format!("r{i}").as_str(),
+        "the last acknowledged rename: {seen}"
+    );
+    let listed = alice.expect(200, "GET", "/compute/ssh-keys", None).await?;
+    let have: Vec<u64> = listed["ssh_keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k["id"].as_u64())
+        .collect();
+    ensure!(
+        keys.iter().all(|k| have.contains(k)),
+        "acknowledged keys {keys:?}, found {have:?}"
+    );
+    drop(c);
+    drop(pg);
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
