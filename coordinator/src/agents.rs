@@ -7,6 +7,7 @@
 use crate::containers::Containers;
 use crate::fleet::Fleet;
 use crate::hub::AgentEvent;
+use crate::leader::Leadership;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,8 +105,14 @@ async fn work(
     }
 }
 
-/// Heartbeat grace every second; pending containers every ten.
-pub async fn housekeeping(fleet: Arc<Fleet>, containers: Arc<Containers>, grace: Duration) {
+/// Every second: heartbeat grace (this coordinator's own links) and the leader lease; every
+/// ten, on the leader only, containers that found no host yet.
+pub async fn housekeeping(
+    fleet: Arc<Fleet>,
+    containers: Arc<Containers>,
+    leadership: Arc<Leadership>,
+    grace: Duration,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut n: u64 = 0;
     loop {
@@ -114,7 +121,8 @@ pub async fn housekeeping(fleet: Arc<Fleet>, containers: Arc<Containers>, grace:
         for host in fleet.sweep(grace) {
             tracing::warn!(%host, "host unreachable: no heartbeat within the grace period");
         }
-        if n.is_multiple_of(10) {
+        let leads = leadership.refresh().await;
+        if leads && n.is_multiple_of(10) {
             if let Err(e) = containers.place_pending().await {
                 tracing::error!(error = %e, "placing pending containers failed; retrying later");
             }

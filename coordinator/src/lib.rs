@@ -27,6 +27,7 @@ pub mod hub;
 mod idempotency;
 mod inside;
 mod keys;
+mod leader;
 pub mod pki;
 pub mod placement;
 mod ratelimit;
@@ -166,7 +167,9 @@ pub async fn start(
         bus,
     ));
     let grace = config.link.heartbeat_grace;
+    let leadership = Arc::new(leader::Leadership::new(store.clone()));
     let svc = Arc::new(Services {
+        leadership: leadership.clone(),
         keys: keys::Keys::new(
             store.clone(),
             containers.clone(),
@@ -205,8 +208,13 @@ pub async fn start(
     });
     let hub_task = tokio::spawn(hub::serve(hub.clone(), endpoint.clone()));
     let agents_task = tokio::spawn(agents::run(agent_events, fleet.clone(), containers.clone()));
-    let housekeeping = tokio::spawn(agents::housekeeping(fleet, containers, grace));
-    let expiry = tokio::spawn(expire_idempotency(svc.idempotency.clone()));
+    let housekeeping = tokio::spawn(agents::housekeeping(
+        fleet,
+        containers,
+        leadership.clone(),
+        grace,
+    ));
+    let expiry = tokio::spawn(expire_idempotency(svc.idempotency.clone(), leadership));
     let routes = api::routes(svc.clone());
     let svc2 = svc.clone();
     let done = tokio::spawn(async move {
@@ -237,11 +245,17 @@ pub async fn start(
     })
 }
 
-/// Forgets `Idempotency-Key` answers past their TTL, hourly.
-async fn expire_idempotency(idem: Arc<idempotency::Idempotency>) {
+/// Forgets `Idempotency-Key` answers past their TTL, hourly, on the leader.
+async fn expire_idempotency(
+    idem: Arc<idempotency::Idempotency>,
+    leadership: Arc<leader::Leadership>,
+) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
+        if !leadership.refresh().await {
+            continue; // the leader does it
+        }
         match idem.expire().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(n, "expired idempotency keys"),

@@ -9,6 +9,7 @@ use crate::fleet::Fleet;
 use crate::idempotency::Idempotency;
 use crate::inside::Inside;
 use crate::keys::Keys;
+use crate::leader::Leadership;
 use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 use crate::telemetry::Telemetry;
@@ -25,4 +26,5 @@ pub struct Services {
     pub telemetry: Telemetry,
     pub limiter: RateLimiter,
     pub idempotency: Arc<Idempotency>,
+    pub leadership: Arc<Leadership>,
 }

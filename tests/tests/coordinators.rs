@@ -148,8 +148,19 @@ async fn either_coordinator_serves_and_survives_the_other() -> Result<()> {
         .await?;
     ensure!(out["stdout"] == "hi\n", "exec through B: {out}");
 
-    // A dies: B serves everything, the container runs on.
+    // One leader for the once-only work: the first to start.
+    let leads = |api: String| async move {
+        let h: Value = reqwest::get(format!("{api}/healthz")).await?.json().await?;
+        anyhow::Ok(h["leader"] == true)
+    };
+    ensure!(
+        leads(c.api.clone()).await? && !leads(b.api.clone()).await?,
+        "A leads, B not"
+    );
+
+    // A dies: B serves everything, the container runs on, and B takes the lead.
     c.kill_coordinator()?;
+    let died = Instant::now();
     let seen = alice_b.container(&id).await?;
     ensure!(seen["status"] == "running", "{seen}");
     let out = alice_b
@@ -181,9 +192,22 @@ async fn either_coordinator_serves_and_survives_the_other() -> Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // A comes back and the agent links to it again.
+    while !leads(b.api.clone()).await? {
+        ensure!(
+            died.elapsed() < Duration::from_secs(5),
+            "B never took the lead"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("B led {:?} after A died", died.elapsed());
+
+    // A comes back and the agent links to it again; B keeps the lead.
     c.start_coordinator().await?;
     c.wait_agents(1).await?;
+    ensure!(
+        !leads(c.api.clone()).await? && leads(b.api.clone()).await?,
+        "one leader"
+    );
     let back = alice.container(&api).await?;
     ensure!(
         back["status"] == "running",

@@ -11,9 +11,13 @@ pub const OPENAPI: &str = include_str!("../../api/openapi.json");
 pub async fn health(c: Call) -> Result<Reply, ApiError> {
     let hosts = c.svc.fleet.hosts();
     let connected = hosts.iter().filter(|h| h.connected).count();
-    json(
-        &serde_json::json!({"status": "ok", "agents_connected": connected, "agents_known": hosts.len()}),
-    )
+    json(&serde_json::json!({
+        "status": "ok",
+        "agents_connected": connected,
+        "agents_known": hosts.len(),
+        // Whether this coordinator does the cluster's once-only work now.
+        "leader": c.svc.leadership.is_leader(),
+    }))
 }
 
 pub async fn openapi(_: Call) -> Result<Reply, ApiError> {

@@ -78,15 +78,25 @@ pub struct HostUsage {
 /// embedded store there is one coordinator, whose own locks already are the cluster's, and
 /// it holds nothing.
 #[must_use = "the lock is released when this is dropped"]
-pub struct ClusterLock(#[allow(dead_code)] Option<Box<dyn Send + Sync>>);
+pub struct ClusterLock(Option<Box<dyn Hold>>);
+
+/// What keeps a backend's lock: released when dropped.
+pub trait Hold: Send + Sync {
+    /// Whether the lock is still this holder's (a lost database session loses it).
+    fn held(&self) -> bool;
+}
 
 impl ClusterLock {
     pub fn none() -> ClusterLock {
         ClusterLock(None)
     }
 
-    pub fn held(guard: Box<dyn Send + Sync>) -> ClusterLock {
+    pub fn held(guard: Box<dyn Hold>) -> ClusterLock {
         ClusterLock(Some(guard))
+    }
+
+    pub fn is_held(&self) -> bool {
+        self.0.as_ref().is_none_or(|h| h.held())
     }
 }
 
@@ -139,6 +149,10 @@ pub trait Store: Send + Sync + 'static {
     /// the coordinator's own lock of the same thing first, so that one coordinator has one
     /// waiter per name at most.
     fn cluster_lock<'a>(&'a self, name: &'a str) -> StoreFuture<'a, ClusterLock>;
+
+    /// The lock `name` if it is free now (`None` if another holds it): a lease on work that
+    /// runs once in the cluster, handed over the moment its holder's session ends.
+    fn try_lease<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ClusterLock>>;
 
     fn container<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ContainerRecord>>;
     /// A new record; `Exists` if the id is taken.

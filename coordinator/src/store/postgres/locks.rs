@@ -6,7 +6,7 @@
 //! (logged), and the database's unique indexes still refuse a second name or key.
 
 use super::{classify, PgStore};
-use crate::store::{ClusterLock, StoreError};
+use crate::store::{ClusterLock, Hold, StoreError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_postgres::{Client, NoTls};
@@ -20,6 +20,12 @@ pub(super) struct LockSession(tokio::sync::Mutex<Option<Arc<Client>>>);
 struct Held {
     client: Arc<Client>,
     name: String,
+}
+
+impl Hold for Held {
+    fn held(&self) -> bool {
+        !self.client.is_closed()
+    }
 }
 
 impl Drop for Held {
@@ -60,23 +66,30 @@ impl PgStore {
         Ok(client)
     }
 
+    /// One try: the lock, or `None` when another session holds it.
+    pub(super) async fn try_acquire(&self, name: &str) -> Result<Option<ClusterLock>, StoreError> {
+        let client = self.lock_session().await?;
+        let row = client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                &[&LOCK_SPACE, &name],
+            )
+            .await
+            .map_err(|e| classify(StoreError::Postgres(e)))?;
+        Ok(row.try_get::<_, bool>(0)?.then(|| {
+            ClusterLock::held(Box::new(Held {
+                client,
+                name: name.to_string(),
+            }))
+        }))
+    }
+
     pub(super) async fn acquire(&self, name: &str) -> Result<ClusterLock, StoreError> {
         let deadline = Instant::now() + self.timeout;
         let mut pause = Duration::from_millis(1);
         loop {
-            let client = self.lock_session().await?;
-            let row = client
-                .query_one(
-                    "SELECT pg_try_advisory_lock($1, hashtext($2))",
-                    &[&LOCK_SPACE, &name],
-                )
-                .await
-                .map_err(|e| classify(StoreError::Postgres(e)))?;
-            if row.try_get::<_, bool>(0)? {
-                return Ok(ClusterLock::held(Box::new(Held {
-                    client,
-                    name: name.to_string(),
-                })));
+            if let Some(lock) = self.try_acquire(name).await? {
+                return Ok(lock);
             }
             if Instant::now() + pause > deadline {
                 return Err(StoreError::Unavailable(format!(

@@ -149,6 +149,10 @@ impl Store for PgStore {
         Box::pin(self.acquire(name))
     }
 
+    fn try_lease<'a>(&'a self, name: &'a str) -> StoreFuture<'a, Option<ClusterLock>> {
+        Box::pin(self.try_acquire(name))
+    }
+
     fn feed(&self) -> Option<&dyn super::ChangeFeed> {
         Some(self)
     }

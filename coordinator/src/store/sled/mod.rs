@@ -280,6 +280,10 @@ impl Store for SledStore {
         Box::pin(async { Ok(ClusterLock::none()) })
     }
 
+    fn try_lease<'a>(&'a self, _name: &'a str) -> StoreFuture<'a, Option<ClusterLock>> {
+        Box::pin(async { Ok(Some(ClusterLock::none())) })
+    }
+
     fn container<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<ContainerRecord>> {
         Box::pin(async move { self.get_sync(id) })
     }
