@@ -147,3 +147,109 @@ fn playbook_lints_and_rolls_out_into_a_prefix() -> Result<()> {
     let _ = std::fs::remove_dir_all(&root);
     Ok(())
 }
+
+/// `changed=N` summed over every host of the play recap (`None` if a host failed).
+fn changed_everywhere(recap: &str) -> Option<u32> {
+    let hosts: Vec<&str> = recap.lines().filter(|l| l.contains(" ok=")).collect();
+    if hosts.is_empty() || hosts.iter().any(|l| !l.contains("failed=0")) {
+        return None;
+    }
+    hosts
+        .iter()
+        .map(|l| {
+            l.split("changed=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
+        .sum()
+}
+
+#[test]
+fn two_coordinators_on_postgres_share_one_ca_and_key_and_agents_link_to_both() -> Result<()> {
+    let root = std::env::temp_dir().join(format!("berth-ansible-ha-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root)?;
+    let r = root.display();
+    let local = "ansible_connection=local ansible_python_interpreter=/usr/bin/python3";
+    let inventory = root.join("inventory.ini");
+    std::fs::write(
+        &inventory,
+        format!(
+            "[coordinator]\n\
+             coord-1 {local} berth_root={r}/c1\n\
+             coord-2 {local} berth_root={r}/c2\n\n\
+             [agents]\nedge-1 {local} berth_root={r}/a berth_host_key=edge-1 berth_region=test\n\n\
+             [all:vars]\nansible_become=false\nberth_bin_dir={}\nberth_tls_dir={r}/fleet-tls\n\
+             berth_store_backend=postgres\n\
+             berth_store_url='postgres://berth@db.example.com/berth'\n\
+             berth_coordinator_addresses='[\"c1.example.com:7443\", \"c2.example.com:7443\"]'\n\
+             berth_coordinator_address=c1.example.com:7443\n\
+             berth_coordinator_server_name=coordinator.example.com\n",
+            bin_dir().display()
+        ),
+    )?;
+    let inv = inventory.display().to_string();
+    let first = ansible(&["ansible-playbook", "-i", &inv, "site.yml"])?;
+    assert!(changed_everywhere(&first).unwrap_or(0) > 0, "{first}");
+    let second = ansible(&["ansible-playbook", "-i", &inv, "site.yml"])?;
+    assert_eq!(
+        changed_everywhere(&second),
+        Some(0),
+        "a second run changed something:\n{second}"
+    );
+    for file in [
+        "etc/berth/jwt.secret",
+        "etc/berth/tls/ca.pem",
+        "etc/berth/tls/ca.key",
+        "etc/berth/tls/coordinator.pem",
+    ] {
+        assert_eq!(
+            std::fs::read(root.join("c1").join(file))?,
+            std::fs::read(root.join("c2").join(file))?,
+            "{file}: one cluster, one of it"
+        );
+    }
+    let key = std::fs::metadata(root.join("c2/etc/berth/jwt.secret"))?;
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read(root.join("c1/etc/berth/tls/ca.pem"))?,
+        std::fs::read(root.join("a/etc/berth/tls/ca.pem"))?,
+        "the agent trusts the cluster's CA"
+    );
+    for c in ["c1", "c2"] {
+        let config = root.join(c).join("etc/berth/coordinator.toml");
+        let text = std::fs::read_to_string(&config)?;
+        assert!(text.contains("backend = \"postgres\""), "{text}");
+        let out = Command::new(bin_dir().join("berth-coordinator"))
+            .arg("--config")
+            .arg(&config)
+            .arg("check")
+            .output()?;
+        assert!(
+            out.status.success(),
+            "{c}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let agent = root.join("a/etc/berth/agent.toml");
+    let text = std::fs::read_to_string(&agent)?;
+    assert!(
+        text.contains("addresses = [\"c1.example.com:7443\", \"c2.example.com:7443\"]"),
+        "{text}"
+    );
+    let out = Command::new(bin_dir().join("berth-agent"))
+        .arg("--config")
+        .arg(&agent)
+        .arg("--check")
+        .output()?;
+    assert!(
+        out.status.success(),
+        "agent: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(())
+}

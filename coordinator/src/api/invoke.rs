@@ -104,7 +104,7 @@ pub(super) async fn serve(
     let id = param(&params, "id").to_string();
     let containers = svc.containers.clone();
     let _turn = match route.versioned {
-        true => Some(containers.write_turn(&id).await),
+        true => Some(containers.write_turn(&id).await?),
         false => None,
     };
     let container = match route.scope {

@@ -97,9 +97,15 @@ impl Containers {
         Ok((local, cluster))
     }
 
-    /// The API's turn to change container `id`: held across one whole write request.
-    pub(crate) async fn write_turn(&self, id: &str) -> serial::Turn<'_> {
-        self.writes.turn(id).await
+    /// The API's turn to change container `id`: held across one whole write request, here
+    /// and (with a shared store) in the cluster, so `If-Match` is checked in it everywhere.
+    pub(crate) async fn write_turn(
+        &self,
+        id: &str,
+    ) -> Result<(serial::Turn<'_>, ClusterLock), Error> {
+        let local = self.writes.turn(id).await;
+        let cluster = self.store.cluster_lock(&format!("container/{id}")).await?;
+        Ok((local, cluster))
     }
 
     pub fn events(&self) -> &EventBus {

@@ -101,6 +101,13 @@ impl Coordinator {
             set(&mut doc, "link", k, d(f));
         }
         set(&mut doc, "store", "path", d("db"));
+        // `BERTH_BENCH_POSTGRES`: the store is PostgreSQL at that address instead (a new,
+        // empty database; `scripts/bench-store` makes one per run).
+        if let Ok(url) = std::env::var("BERTH_BENCH_POSTGRES") {
+            set(&mut doc, "store", "backend", "postgres");
+            set(&mut doc, "store", "url", url);
+            set(&mut doc, "store", "pool_size", 32);
+        }
         set(&mut doc, "auth", "secret_file", d("jwt.secret"));
         set(&mut doc, "limits", "max_containers", max_containers as i64);
         set(&mut doc, "limits", "max_total_cpu_millis", 1_000_000);
