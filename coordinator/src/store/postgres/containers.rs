@@ -102,7 +102,17 @@ pub(super) async fn insert_row(
     let sql = format!(
         "INSERT INTO containers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb)"
     );
-    let stmt = tx.prepare_cached(&sql).await?;
+    write_row(tx, &sql, rec).await?;
+    account(tx, None, Some(rec)).await
+}
+
+/// Runs `sql` (an INSERT or UPDATE of the columns `COLUMNS`, in order) for `rec`.
+async fn write_row(
+    tx: &impl GenericClient,
+    sql: &str,
+    rec: &ContainerRecord,
+) -> Result<(), StoreError> {
+    let stmt = tx.prepare_cached(sql).await?;
     let body = encode(&rec.id, rec)?;
     let created = i64_of(rec.created_at);
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
@@ -117,7 +127,7 @@ pub(super) async fn insert_row(
     tx.execute(&stmt, &params)
         .await
         .map_err(|e| taken(e, rec))?;
-    account(tx, None, Some(rec)).await
+    Ok(())
 }
 
 impl PgStore {
@@ -169,21 +179,7 @@ impl PgStore {
         }
         let sql = "UPDATE containers SET owner = $2, name = $3, host = $4, visible = $5,
                    created_at = $6, record = $7::text::jsonb WHERE id = $1";
-        let stmt = tx.prepare_cached(sql).await?;
-        let body = encode(id, &rec)?;
-        let created = i64_of(rec.created_at);
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
-            &id,
-            &rec.owner,
-            &rec.name,
-            &rec.host_key,
-            &rec.is_visible(),
-            &created,
-            &body,
-        ];
-        tx.execute(&stmt, &params)
-            .await
-            .map_err(|e| taken(e, &rec))?;
+        write_row(&tx, sql, &rec).await?;
         account(&tx, Some(&old), Some(&rec)).await?;
         tx.commit().await?;
         Ok(Some(rec))
