@@ -113,6 +113,7 @@ import_image() {
 # `quickstart --ha`: initdb'd once, run as the unprivileged user berth-pg (PostgreSQL refuses
 # root), listening on 127.0.0.1:PORT only, role `berth`, trust authentication (loopback only,
 # never for a real installation). Prints the admin address. Usage: start_postgres DIR PORT
+# (a busy PORT: the next free one; a cluster already running keeps its port)
 start_postgres() {
   local dir=$1 port=$2 bin
   ensure_packages postgresql postgresql-client
@@ -127,6 +128,8 @@ start_postgres() {
       || die "initdb failed; see $dir/initdb.log"
   fi
   if ! runuser -u berth-pg -- "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    # Another server on the port (another checkout's): the next free one.
+    while ss -Hltn "sport = :$port" | grep -q .; do port=$((port + 1)); done
     log "starting PostgreSQL in $dir on 127.0.0.1:$port (log: $dir/postgres.log)"
     runuser -u berth-pg -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
       -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null \
