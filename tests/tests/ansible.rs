@@ -182,9 +182,9 @@ fn two_coordinators_on_postgres_share_one_ca_and_key_and_agents_link_to_both() -
              coord-1 {local} berth_root={r}/c1\n\
              coord-2 {local} berth_root={r}/c2\n\n\
              [agents]\nedge-1 {local} berth_root={r}/a berth_host_key=edge-1 berth_region=test\n\n\
+             [postgres]\ndb-1 {local} berth_root={r}/db\n\n\
              [all:vars]\nansible_become=false\nberth_bin_dir={}\nberth_tls_dir={r}/fleet-tls\n\
              berth_store_backend=postgres\n\
-             berth_store_url='postgres://berth@db.example.com/berth'\n\
              berth_coordinator_addresses='[\"c1.example.com:7443\", \"c2.example.com:7443\"]'\n\
              berth_coordinator_address=c1.example.com:7443\n\
              berth_coordinator_server_name=coordinator.example.com\n",
@@ -219,10 +219,17 @@ fn two_coordinators_on_postgres_share_one_ca_and_key_and_agents_link_to_both() -
         std::fs::read(root.join("a/etc/berth/tls/ca.pem"))?,
         "the agent trusts the cluster's CA"
     );
+    // The database password, made once on the control machine, in both coordinators' URL.
+    let password = std::fs::read_to_string(root.join("fleet-tls/postgres.password"))?;
+    let url = format!("url = \"postgres://berth:{}@db-1/berth\"", password.trim());
+    assert_eq!(password.trim().len(), 32);
     for c in ["c1", "c2"] {
         let config = root.join(c).join("etc/berth/coordinator.toml");
         let text = std::fs::read_to_string(&config)?;
-        assert!(text.contains("backend = \"postgres\""), "{text}");
+        assert!(
+            text.contains("backend = \"postgres\"") && text.contains(&url),
+            "{text}"
+        );
         let out = Command::new(bin_dir().join("berth-coordinator"))
             .arg("--config")
             .arg(&config)
