@@ -29,9 +29,35 @@ impl Cluster {
         tls_dir: &Path,
         coordinator_extra: &str,
     ) -> Result<ExtraAgent> {
+        let link = format!("address = \"{}\"", self.link_addr()?);
+        self.spawn_agent_config(name, host_key, tls_dir, &link, coordinator_extra)
+    }
+
+    /// Like [`Cluster::spawn_extra_agent`], with a link to this cluster's coordinator and to
+    /// each of `peers` (`[coordinator] addresses`).
+    pub fn spawn_agent_linked(
+        &self,
+        name: &str,
+        host_key: &str,
+        tls_dir: &Path,
+        peers: &[&crate::Peer],
+    ) -> Result<ExtraAgent> {
+        let mut all = vec![format!("\"{}\"", self.link_addr()?)];
+        all.extend(peers.iter().map(|p| format!("\"{}\"", p.link)));
+        let link = format!("addresses = [{}]", all.join(", "));
+        self.spawn_agent_config(name, host_key, tls_dir, &link, "")
+    }
+
+    fn spawn_agent_config(
+        &self,
+        name: &str,
+        host_key: &str,
+        tls_dir: &Path,
+        link: &str,
+        coordinator_extra: &str,
+    ) -> Result<ExtraAgent> {
         let d = self.dir.display();
         let t = tls_dir.display();
-        let link = self.link_addr()?;
         let (bridge, subnet) = test_network(&suffix());
         std::fs::write(
             self.dir.join(format!("{name}.toml")),
@@ -50,7 +76,7 @@ netns_dir = "{d}/{name}-netns"
 [containerd]
 namespace = "{ns}-{name}"
 [coordinator]
-address = "{link}"
+{link}
 server_name = "localhost"
 ca_cert = "{d}/tls/ca.pem"
 cert = "{t}/agent.pem"

@@ -1,5 +1,5 @@
 //! Two coordinators on one PostgreSQL database, as an operator runs them behind a load
-//! balancer, with the agent linked to both (`[coordinator] addresses`): creates raced
+//! balancer, with the agents linked to both (`[coordinator] addresses`): creates raced
 //! through both keep a user's quota, a name and the host's capacity; a container made through
 //! one is stopped, started, renamed, exec'd and watched through the other; after a kill -9
 //! of one, the other serves everything and the agent and its containers carry on; the killed
@@ -103,12 +103,31 @@ async fn either_coordinator_serves_and_survives_the_other() -> Result<()> {
     let mut c = Cluster::start_on_postgres().await?;
     let b = c.start_peer("coordinator-2").await?;
     c.link_agent_to(&[&b], "").await?;
+    // A second host, linked to both as well.
+    let cert = c.certificate("edge-2")?;
+    let _edge2 = c.spawn_agent_linked("edge-2", "edge-2", &cert, &[&b])?;
+    let connected = |api: String| async move {
+        let h: Value = reqwest::get(format!("{api}/healthz")).await?.json().await?;
+        anyhow::Ok(h["agents_connected"].as_u64().unwrap_or(0))
+    };
+    c.wait_agents(2).await?;
+    let started = Instant::now();
+    while connected(b.api.clone()).await? != 2 {
+        ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "edge-2 never linked to B"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let alice = c.user("alice")?;
     let alice_b = b.user(&alice);
     let key = alice_b.add_key("laptop").await?;
 
     let id = c
-        .running_container(&alice, json!({"name": "web", "ssh_key_ids": [key]}))
+        .running_container(
+            &alice,
+            json!({"name": "web", "ssh_key_ids": [key], "host_key": "e2e-host"}),
+        )
         .await?;
     let p = |s: &str| format!("/compute/containers/{id}{s}");
     let there = alice_b.container(&id).await?;
@@ -163,6 +182,10 @@ async fn either_coordinator_serves_and_survives_the_other() -> Result<()> {
     let died = Instant::now();
     let seen = alice_b.container(&id).await?;
     ensure!(seen["status"] == "running", "{seen}");
+    ensure!(
+        connected(b.api.clone()).await? == 2,
+        "B still has both hosts"
+    );
     let out = alice_b
         .expect(
             200,
@@ -177,7 +200,7 @@ async fn either_coordinator_serves_and_survives_the_other() -> Result<()> {
     );
     alice_b.expect(200, "GET", &p("/logs"), None).await?;
     let (api, _) = alice_b
-        .create_container(json!({"name": "api", "ssh_key_ids": [key]}))
+        .create_container(json!({"name": "api", "ssh_key_ids": [key], "host_key": "e2e-host"}))
         .await?;
     let started = Instant::now();
     loop {
@@ -203,7 +226,7 @@ async fn either_coordinator_serves_and_survives_the_other() -> Result<()> {
 
     // A comes back and the agent links to it again; B keeps the lead.
     c.start_coordinator().await?;
-    c.wait_agents(1).await?;
+    c.wait_agents(2).await?;
     ensure!(
         !leads(c.api.clone()).await? && leads(b.api.clone()).await?,
         "one leader"
