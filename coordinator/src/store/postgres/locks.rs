@@ -31,7 +31,11 @@ impl Hold for Held {
 impl Drop for Held {
     fn drop(&mut self) {
         let (client, name) = (self.client.clone(), std::mem::take(&mut self.name));
-        tokio::spawn(async move {
+        // Outside a runtime (the process is ending) the session goes, and the lock with it.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
             let unlock = "SELECT pg_advisory_unlock($1, hashtext($2))";
             if let Err(e) = client.execute(unlock, &[&LOCK_SPACE, &name]).await {
                 // The session is gone, and its locks with it.
