@@ -6,7 +6,7 @@ use crate::net::{free_tcp_port, free_udp_port};
 use crate::{bin_dir, Cluster, User};
 use anyhow::{ensure, Context, Result};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct Peer {
     /// `http://127.0.0.1:<port>` of its API.
@@ -58,19 +58,14 @@ impl Cluster {
             name: name.to_string(),
             child: Some(child),
         };
-        let started = Instant::now();
-        loop {
-            let up = reqwest::get(format!("{}/healthz", peer.api)).await;
-            if up.is_ok_and(|r| r.status().is_success()) {
-                return Ok(peer);
-            }
-            ensure!(
-                started.elapsed() < Duration::from_secs(20),
-                "peer {name} did not answer /healthz: {}",
-                self.read_log(name)
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.eventually(
+            Duration::from_secs(20),
+            "the peer answers /healthz",
+            || async { Ok(peer.health().await.is_ok()) },
+        )
+        .await
+        .with_context(|| format!("peer {name}'s log:\n{}", self.read_log(name)))?;
+        Ok(peer)
     }
 }
 
@@ -100,28 +95,29 @@ impl Cluster {
         self.start_agent().await?;
         self.wait_agents(1).await?;
         for p in peers {
-            let started = Instant::now();
-            loop {
-                let h: serde_json::Value = reqwest::get(format!("{}/healthz", p.api))
-                    .await?
-                    .json()
-                    .await?;
-                if h["agents_connected"].as_u64() == Some(1) {
-                    break;
-                }
-                ensure!(
-                    started.elapsed() < Duration::from_secs(30),
-                    "the agent did not connect to {}: {h}",
-                    p.name
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            p.wait_agents(self, 1).await?;
         }
         Ok(())
     }
 }
 
 impl Peer {
+    /// `GET /healthz` of this coordinator.
+    pub async fn health(&self) -> Result<serde_json::Value> {
+        let r = reqwest::get(format!("{}/healthz", self.api)).await?;
+        Ok(r.error_for_status()?.json().await?)
+    }
+
+    /// Waits until `n` agents are connected to this coordinator.
+    pub async fn wait_agents(&self, cluster: &Cluster, n: u64) -> Result<()> {
+        let what = format!("{n} agents connect to {}", self.name);
+        cluster
+            .eventually(Duration::from_secs(30), &what, || async {
+                Ok(self.health().await?["agents_connected"].as_u64() == Some(n))
+            })
+            .await
+    }
+
     /// `user` as seen through this coordinator (same token, this API).
     pub fn user(&self, user: &User) -> User {
         User {

@@ -106,19 +106,8 @@ async fn either_coordinator_serves_and_survives_the_other() -> Result<()> {
     // A second host, linked to both as well.
     let cert = c.certificate("edge-2")?;
     let _edge2 = c.spawn_agent_linked("edge-2", "edge-2", &cert, &[&b])?;
-    let connected = |api: String| async move {
-        let h: Value = reqwest::get(format!("{api}/healthz")).await?.json().await?;
-        anyhow::Ok(h["agents_connected"].as_u64().unwrap_or(0))
-    };
     c.wait_agents(2).await?;
-    let started = Instant::now();
-    while connected(b.api.clone()).await? != 2 {
-        ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "edge-2 never linked to B"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    b.wait_agents(&c, 2).await?;
     let alice = c.user("alice")?;
     let alice_b = b.user(&alice);
     let key = alice_b.add_key("laptop").await?;
@@ -168,12 +157,9 @@ async fn either_coordinator_serves_and_survives_the_other() -> Result<()> {
     ensure!(out["stdout"] == "hi\n", "exec through B: {out}");
 
     // One leader for the once-only work: the first to start.
-    let leads = |api: String| async move {
-        let h: Value = reqwest::get(format!("{api}/healthz")).await?.json().await?;
-        anyhow::Ok(h["leader"] == true)
-    };
+    let leads = |h: Value| h["leader"] == true;
     ensure!(
-        leads(c.api.clone()).await? && !leads(b.api.clone()).await?,
+        leads(c.health().await?) && !leads(b.health().await?),
         "A leads, B not"
     );
 
@@ -183,7 +169,7 @@ async fn either_coordinator_serves_and_survives_the_other() -> Result<()> {
     let seen = alice_b.container(&id).await?;
     ensure!(seen["status"] == "running", "{seen}");
     ensure!(
-        connected(b.api.clone()).await? == 2,
+        b.health().await?["agents_connected"] == 2,
         "B still has both hosts"
     );
     let out = alice_b
@@ -202,33 +188,27 @@ async fn either_coordinator_serves_and_survives_the_other() -> Result<()> {
     let (api, _) = alice_b
         .create_container(json!({"name": "api", "ssh_key_ids": [key], "host_key": "e2e-host"}))
         .await?;
-    let started = Instant::now();
-    loop {
-        let s = alice_b.container(&api).await?;
-        if s["status"] == "running" {
-            break;
-        }
-        ensure!(
-            started.elapsed() < Duration::from_secs(60),
-            "api never ran: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    c.eventually(Duration::from_secs(60), "api runs (through B)", || async {
+        Ok(alice_b.container(&api).await?["status"] == "running")
+    })
+    .await?;
 
-    while !leads(b.api.clone()).await? {
-        ensure!(
-            died.elapsed() < Duration::from_secs(5),
-            "B never took the lead"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    println!("B led {:?} after A died", died.elapsed());
+    c.eventually(Duration::from_secs(5), "B takes the lead", || async {
+        Ok(leads(b.health().await?))
+    })
+    .await?;
+    let led = died.elapsed();
+    ensure!(
+        led < Duration::from_secs(5),
+        "B took the lead only {led:?} after A died"
+    );
+    println!("B led {led:?} after A died");
 
     // A comes back and the agent links to it again; B keeps the lead.
     c.start_coordinator().await?;
     c.wait_agents(2).await?;
     ensure!(
-        !leads(c.api.clone()).await? && leads(b.api.clone()).await?,
+        !leads(c.health().await?) && leads(b.health().await?),
         "one leader"
     );
     let back = alice.container(&api).await?;

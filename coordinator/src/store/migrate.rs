@@ -73,10 +73,10 @@ pub async fn sled_to_postgres(from: &Path, to: &StoreConfig) -> Result<Counts, S
     target.import(&export).await?;
     let found = target.counts().await?;
     if found != export.counts() {
-        return Err(StoreError::Unavailable(format!(
-            "the database holds {found} after the copy, not the {} read from sled",
-            export.counts()
-        )));
+        return Err(StoreError::CopyMismatch {
+            found,
+            read: export.counts(),
+        });
     }
     Ok(found)
 }

@@ -44,6 +44,21 @@ pub enum StoreError {
     /// The database cannot be reached or answered nothing in time: the API says 503.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// `[store]` does not say where the store is (config validation refuses this first).
+    #[error("[store] {0}")]
+    Config(String),
+    /// The database's schema is newer than this coordinator knows.
+    #[error("the database is at schema version {database}, newer than this coordinator's {ours}: upgrade the coordinator")]
+    SchemaNewer { database: i32, ours: i32 },
+    /// `store migrate` writes only into an empty database.
+    #[error("the target database is not empty ({rows} containers and keys): migrate into a new database")]
+    TargetNotEmpty { rows: i64 },
+    /// What `store migrate` counted back is not what it read.
+    #[error("the database holds {found} after the copy, not the {read} read from sled")]
+    CopyMismatch {
+        found: migrate::Counts,
+        read: migrate::Counts,
+    },
     #[error("postgres: {0}")]
     Postgres(#[from] tokio_postgres::Error),
     #[error("record {key} in postgres: {source}")]
@@ -57,9 +72,10 @@ pub enum StoreError {
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match config.backend {
         StoreBackend::Sled => {
-            let path = config.path.as_deref().ok_or_else(|| {
-                StoreError::Unavailable("[store] path is not set for sled".into())
-            })?;
+            let path = config
+                .path
+                .as_deref()
+                .ok_or_else(|| StoreError::Config("path is not set for sled".into()))?;
             Arc::new(SledStore::open(path)?)
         }
         StoreBackend::Postgres => Arc::new(PgStore::connect(config).await?),

@@ -20,10 +20,7 @@ impl PgStore {
             .await?;
         let present: i64 = row.try_get(0)?;
         if present > 0 {
-            return Err(StoreError::Unavailable(format!(
-                "the target database is not empty ({present} containers and keys): migrate into \
-                 a new database"
-            )));
+            return Err(StoreError::TargetNotEmpty { rows: present });
         }
         for rec in &export.containers {
             insert_row(&tx, rec).await?;

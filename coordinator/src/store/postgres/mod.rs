@@ -40,7 +40,7 @@ impl PgStore {
         let url = config.url.as_deref().unwrap_or_default();
         let mut pg: tokio_postgres::Config = url
             .parse()
-            .map_err(|e| StoreError::Unavailable(format!("[store] url: {e}")))?;
+            .map_err(|e| StoreError::Config(format!("url: {e}")))?;
         pg.connect_timeout(config.timeout);
         pg.application_name("berth-coordinator");
         let manager = Manager::from_config(

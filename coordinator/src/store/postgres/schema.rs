@@ -113,10 +113,10 @@ pub async fn migrate(client: &mut Client) -> Result<i32, StoreError> {
     let current: i32 = row.get(0);
     let newest = MIGRATIONS.last().map_or(0, |m| m.0);
     if current > newest {
-        return Err(StoreError::Unavailable(format!(
-            "the database is at schema version {current}, newer than this coordinator's \
-             {newest}: upgrade the coordinator"
-        )));
+        return Err(StoreError::SchemaNewer {
+            database: current,
+            ours: newest,
+        });
     }
     for (version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         tx.batch_execute(sql).await?;

@@ -182,7 +182,7 @@ async fn a_sled_store_migrates_whole_and_ids_keep_counting() {
     // A second copy into a database that holds data is refused, and changes nothing.
     let again = crate::store::migrate::sled_to_postgres(&dir, &config(url)).await;
     assert!(
-        matches!(again, Err(StoreError::Unavailable(_))),
+        matches!(again, Err(StoreError::TargetNotEmpty { .. })),
         "{again:?}"
     );
     assert_eq!(pg.counts().await.expect("counts"), counts);
