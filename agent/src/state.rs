@@ -2,6 +2,9 @@
 //! the last status it reported. containerd is the truth about what runs; this is the truth
 //! about what should run, so the agent works on while the coordinator is away.
 
+#[cfg(test)]
+mod killed;
+
 use berth_service::records::{self, RecordError};
 use berth_shared::protocol::{ContainerReport, ContainerSpec, ObservedState};
 use serde::{Deserialize, Serialize};

@@ -41,6 +41,16 @@ pub fn container_exists(ns: &str, id: &str) -> Result<bool> {
         .any(|l| l.trim() == id))
 }
 
+/// Every container in the namespace.
+pub fn containers(ns: &str) -> Result<Vec<String>> {
+    Ok(ctr(ns, &["containers", "ls", "-q"])?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
 pub fn snapshot_exists(ns: &str, key: &str) -> Result<bool> {
     Ok(ctr(ns, &["snapshots", "ls"])?
         .lines()

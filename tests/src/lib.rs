@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 mod agents;
 pub mod containerd;
+mod leftovers;
 mod net;
 mod peer;
 pub mod postgres;
@@ -356,6 +357,17 @@ key = "{d}/tls/agent.key"
     pub async fn wait_agents(&self, n: u64) -> Result<()> {
         self.eventually(Duration::from_secs(30), "the agent connects", || async {
             Ok(self.health().await?["agents_connected"].as_u64() == Some(n))
+        })
+        .await
+    }
+
+    /// Waits until the cluster's agent (this process of it) says its link is up: after an
+    /// agent restart the coordinator may still count the old connection.
+    pub async fn wait_agent_linked(&self) -> Result<()> {
+        let url = format!("http://127.0.0.1:{}/metrics", self.agent_metrics);
+        self.eventually(Duration::from_secs(30), "the agent links", || async {
+            let text = self.http.get(&url).send().await?.text().await?;
+            Ok(text.lines().any(|l| l == "berth_agent_link_connected 1"))
         })
         .await
     }

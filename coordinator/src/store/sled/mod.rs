@@ -3,6 +3,8 @@
 //! index naming a record that is not there (or missing one that is).
 
 mod export;
+#[cfg(test)]
+mod killed;
 
 use super::MAX_EVENTS;
 use super::{
