@@ -24,11 +24,11 @@ async fn writer() {
         let round = round.clone();
         tasks.push(tokio::spawn(async move {
             let counter = format!("gen{w}");
-            let mut next = state
+            let first = state
                 .spec(&counter)
                 .expect("read")
                 .map_or(1, |s| s.generation + 1);
-            for i in 0u64.. {
+            for (i, next) in (first..).enumerate() {
                 let id = format!("r{round}w{w}n{i}");
                 state
                     .offer_spec(&spec(&id, DesiredState::Running, &[]))
@@ -39,7 +39,6 @@ async fn writer() {
                 state.flush().await.expect("flush");
                 ack(&id);
                 ack(&format!("{counter}={next}"));
-                next += 1;
             }
         }));
     }
