@@ -32,6 +32,10 @@ pub struct Config {
     /// How often every container is checked against its desired state.
     #[serde(default = "default_reconcile", with = "serde_duration")]
     pub reconcile_interval: Duration,
+    /// A container the coordinator disowned (it holds no record of it on this host) is torn
+    /// down, volume and log included, this long after the first disown, unless claimed again.
+    #[serde(default = "default_orphan_grace", with = "serde_duration")]
+    pub orphan_grace: Duration,
     /// A static init (tini) bind-mounted read-only into every container as PID 1.
     #[serde(default = "default_init")]
     pub init_binary: PathBuf,
@@ -317,6 +321,9 @@ fn default_stop_grace() -> Duration {
 }
 fn default_reconcile() -> Duration {
     Duration::from_secs(15)
+}
+fn default_orphan_grace() -> Duration {
+    Duration::from_secs(15 * 60)
 }
 fn default_init() -> PathBuf {
     "/usr/bin/tini-static".into()

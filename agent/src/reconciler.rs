@@ -7,6 +7,7 @@
 //! ingress [`Ingress`]'s, which follows every pass and leaves out unhealthy containers.
 
 mod objects;
+mod reap;
 mod upkeep;
 
 use crate::config::Config;
@@ -149,6 +150,7 @@ impl Reconciler {
                 tracing::warn!(error = %e, "orphan sweep failed");
             }
         }
+        self.reap_disowned().await;
         self.sync_ingress().await;
     }
 
@@ -347,18 +349,6 @@ impl Reconciler {
             }
         }
         self.rt.delete_task(id).await?;
-        Ok(())
-    }
-
-    /// Containers in the namespace that no spec wants: left by a crash or a lost record.
-    /// Their containerd objects go; their volumes stay for an operator to look at.
-    async fn remove_orphans(&self) -> Result<(), ReconcileError> {
-        for c in self.rt.containers_with_label(LABEL_CONTAINER).await? {
-            if self.state.spec(&c.id)?.is_none() {
-                tracing::warn!(id = %c.id, "removing orphaned container (volumes kept)");
-                self.teardown(&c.id, false).await?;
-            }
-        }
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! What the coordinator asks of this agent, one QUIC stream per request: apply a spec, read
-//! or follow a container's logs, open a terminal in it, sample its resource use.
+//! or follow a container's logs, open a terminal in it, sample its resource use, run a
+//! command, disown a container.
 
 use crate::logs::reader::Follower;
 use crate::reconciler::Reconciler;
@@ -42,7 +43,15 @@ impl Services {
         }
         match self.state.offer_spec(spec) {
             Ok((generation, changed)) => {
-                if changed {
+                // The coordinator holds a record of it here: it is not disowned.
+                let reclaimed = match self.state.reclaim(&spec.id) {
+                    Ok(r) => r,
+                    Err(e) => return error(e),
+                };
+                if reclaimed {
+                    tracing::info!(id = %spec.id, "the coordinator claims the container again: no longer disowned");
+                }
+                if changed || reclaimed {
                     if let Err(e) = self.state.flush().await {
                         return error(e);
                     }
@@ -75,6 +84,10 @@ impl Services {
             }
             Ok(Some(Request::Metrics { id })) => self.metrics(&id).await,
             Ok(Some(Request::Exec(cmd))) => return self.exec(cmd, send).await,
+            Ok(Some(Request::Disown { id })) => match self.reconciler.disown(&id).await {
+                Ok(removal_at_ms) => Response::Disowned { id, removal_at_ms },
+                Err(e) => error(e),
+            },
             Ok(None) => return,
             Err(e) => error(e),
         };

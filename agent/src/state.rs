@@ -2,6 +2,7 @@
 //! the last status it reported. containerd is the truth about what runs; this is the truth
 //! about what should run, so the agent works on while the coordinator is away.
 
+mod disowned;
 #[cfg(test)]
 mod killed;
 
@@ -61,6 +62,8 @@ pub struct State {
     restarts: sled::Tree,
     /// Container addresses: IPv4 (4 bytes) → container id.
     addresses: sled::Tree,
+    /// Containers the coordinator disowned → unix ms of the first disown (`disowned`).
+    disowned: sled::Tree,
 }
 
 impl State {
@@ -87,6 +90,7 @@ impl State {
             reports: db.open_tree("reports")?,
             restarts: db.open_tree("restarts")?,
             addresses: db.open_tree("addresses")?,
+            disowned: db.open_tree("disowned")?,
             db,
         })
     }
@@ -181,6 +185,7 @@ impl State {
         self.specs.remove(id)?;
         self.reports.remove(id)?;
         self.restarts.remove(id)?;
+        self.disowned.remove(id)?;
         Ok(())
     }
 

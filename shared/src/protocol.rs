@@ -323,6 +323,13 @@ pub enum Request {
     /// when it is over: [`Response::Exited`] (also when killed at its timeout) or an error.
     /// A stream the coordinator drops kills the command.
     Exec(ExecCommand),
+    /// The coordinator read its store and holds no record of container `id` on this host
+    /// (deleted while the host never heard, or placed elsewhere). The agent tears it down,
+    /// volume and log included, after its `orphan_grace`, unless an `Apply` claims it again.
+    /// Answer: [`Response::Disowned`].
+    Disown {
+        id: String,
+    },
 }
 
 /// A command for [`Request::Exec`]: argv, extra environment, all of stdin, and bounds.
@@ -387,6 +394,12 @@ pub enum Response {
     Metrics(ContainerMetrics),
     /// How an [`ExecCommand`] ended.
     Exited(ExecResult),
+    /// The agent marked the container disowned; it goes at `removal_at_ms` (unix ms), or
+    /// `None` when the agent holds no such container.
+    Disowned {
+        id: String,
+        removal_at_ms: Option<u64>,
+    },
     Error {
         message: String,
     },

@@ -124,3 +124,24 @@ pub fn unmount_under(dir: &std::path::Path) {
         }
     }
 }
+
+/// Creates container `id` in namespace `ns` behind Berth's back (`ctr containers create`),
+/// from the test image (imported into `ns` when it holds none), with `labels` (`k=v`): an
+/// object of someone else's that the agent must leave alone.
+pub fn plant(ns: &str, id: &str, labels: &[&str]) -> Result<()> {
+    let mut image = ctr(ns, &["images", "ls", "-q"])?;
+    if image.trim().is_empty() {
+        run(Command::new("ctr")
+            .args(["-n", ns, "images", "import", "--snapshotter", "overlayfs"])
+            .arg(crate::image_tar()))?;
+        image = ctr(ns, &["images", "ls", "-q"])?;
+    }
+    let image = image.lines().next().unwrap_or_default().trim().to_string();
+    let mut args = vec!["containers", "create", "--snapshotter", "overlayfs"];
+    for l in labels {
+        args.extend(["--label", l]);
+    }
+    args.extend([image.as_str(), id]);
+    ctr(ns, &args)?;
+    Ok(())
+}

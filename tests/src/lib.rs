@@ -68,6 +68,13 @@ fn suffix() -> String {
         .collect()
 }
 
+/// `to` becomes a copy of directory `from`.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(to);
+    run(Command::new("cp").arg("-a").arg(from).arg(to))?;
+    Ok(())
+}
+
 pub fn run(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
@@ -213,6 +220,7 @@ region = "test"
 data_dir = "{d}/agent"
 stop_grace = "5s"
 reconcile_interval = "5s"
+orphan_grace = "3s"
 [ssh]
 listen = "127.0.0.1:{ssh_port}"
 public_address = "127.0.0.1"
@@ -395,6 +403,17 @@ key = "{d}/tls/agent.key"
             token,
             http: self.http.clone(),
         }
+    }
+
+    /// Copies the agent's state (its sled database) to `to`; with the agent stopped.
+    pub fn backup_agent_state(&self, to: &Path) -> Result<()> {
+        copy_dir(&self.agent_data().join("state"), to)
+    }
+
+    /// Puts the agent's state back from a backup, as an operator restoring a host would;
+    /// with the agent stopped.
+    pub fn restore_agent_state(&self, from: &Path) -> Result<()> {
+        copy_dir(from, &self.agent_data().join("state"))
     }
 
     pub fn agent_data(&self) -> PathBuf {

@@ -195,6 +195,14 @@ impl SimHost {
             Ok(Some(Request::Exec(_))) => Response::NotRunning {
                 message: "a simulated host runs no commands".into(),
             },
+            // No grace on a simulated host: a disowned container goes at once.
+            Ok(Some(Request::Disown { id })) => Response::Disowned {
+                removal_at_ms: self
+                    .lock()
+                    .remove(&id)
+                    .map(|_| berth_shared::time::now_unix().0 * 1000),
+                id,
+            },
             Ok(None) => return,
             Err(e) => Response::Error {
                 message: e.to_string(),

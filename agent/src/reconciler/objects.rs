@@ -153,7 +153,7 @@ impl Reconciler {
         crate::logs::driver::uri(&driver, &self.log_dir(), self.cfg.logs.max_bytes)
     }
 
-    /// Removes the task, container and snapshot, and (with `volumes`) the data and log.
+    /// Removes the task, container, snapshot and network, and (with `volumes`) the data and log.
     pub(super) async fn teardown(&self, id: &str, volumes: bool) -> Result<(), ReconcileError> {
         // A CNI ADD under way must not race the CNI DEL below; how it ended does not matter.
         let _ = self.connected(id).await;
@@ -162,10 +162,10 @@ impl Reconciler {
         // Only now: the shim runs the wrapper until the container is gone.
         gvisor::remove_wrapper(&self.gvisor_dir(), id)?;
         self.rt.remove_snapshot(id).await?;
+        if let Some(n) = &self.network {
+            n.remove(id)?;
+        }
         if volumes {
-            if let Some(n) = &self.network {
-                n.remove(id)?;
-            }
             self.volumes.remove(id)?;
             let _ = std::fs::remove_file(self.log_path(id));
             let _ = std::fs::remove_file(crate::logs::driver::rotated(&self.log_path(id)));

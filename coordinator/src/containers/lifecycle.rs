@@ -153,13 +153,12 @@ impl Containers {
                 self.dispatch(rec).await;
             }
         }
-        for r in inventory
+        let unknown: Vec<&str> = inventory
             .iter()
             .filter(|r| !placed.iter().any(|c| c.id == r.id))
-        {
-            tracing::warn!(host, id = %r.id, "agent holds a container this coordinator does not know; leaving it alone");
-        }
-        Ok(())
+            .map(|r| r.id.as_str())
+            .collect();
+        self.disown_unknown(host, &unknown).await
     }
 
     async fn finish_delete(&self, rec: &ContainerRecord) -> Result<(), Error> {

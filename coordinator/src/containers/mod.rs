@@ -4,6 +4,7 @@
 //! loop. It owns the records' meaning; the store keeps them, the hub carries them.
 
 mod create;
+mod disown;
 mod ingress;
 
 pub use ingress::view as ingress_view;
@@ -52,6 +53,9 @@ pub struct Containers {
     /// One API write at a time per container, around the whole request (`If-Match` is
     /// checked inside it); taken before `serial`, never inside it.
     writes: serial::Serial,
+    /// Containers this coordinator has told their host to disown (`disown`): told once,
+    /// told again when the host did not take it.
+    disowned: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Containers {
@@ -77,6 +81,7 @@ impl Containers {
             placing: tokio::sync::Mutex::new(()),
             serial: Default::default(),
             writes: Default::default(),
+            disowned: Default::default(),
         }
     }
 

@@ -205,5 +205,6 @@ fn kind(req: &Request) -> &'static str {
         Request::Terminal { .. } => "terminal",
         Request::Metrics { .. } => "metrics",
         Request::Exec(_) => "exec",
+        Request::Disown { .. } => "disown",
     }
 }
