@@ -4,7 +4,7 @@
 
 use crate::net::{forget_network, test_network};
 use crate::{bin_dir, containerd, run, suffix, Cluster};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
@@ -29,8 +29,8 @@ impl Cluster {
         tls_dir: &Path,
         coordinator_extra: &str,
     ) -> Result<ExtraAgent> {
-        let link = format!("address = \"{}\"", self.link_addr()?);
-        self.spawn_agent_config(name, host_key, tls_dir, &link, coordinator_extra)
+        let link = format!("address = \"{}\"", self.link);
+        self.spawn_agent_config(name, host_key, tls_dir, &link, coordinator_extra, None)
     }
 
     /// Like [`Cluster::spawn_extra_agent`], with a link to this cluster's coordinator and to
@@ -42,19 +42,22 @@ impl Cluster {
         tls_dir: &Path,
         peers: &[&crate::Peer],
     ) -> Result<ExtraAgent> {
-        let mut all = vec![format!("\"{}\"", self.link_addr()?)];
+        let mut all = vec![format!("\"{}\"", self.link)];
         all.extend(peers.iter().map(|p| format!("\"{}\"", p.link)));
         let link = format!("addresses = [{}]", all.join(", "));
-        self.spawn_agent_config(name, host_key, tls_dir, &link, "")
+        self.spawn_agent_config(name, host_key, tls_dir, &link, "", None)
     }
 
-    fn spawn_agent_config(
+    /// An agent `name` claiming `host_key` with the `[coordinator]` lines `link` and
+    /// `coordinator_extra`, in the network namespace `netns` when given.
+    pub(crate) fn spawn_agent_config(
         &self,
         name: &str,
         host_key: &str,
         tls_dir: &Path,
         link: &str,
         coordinator_extra: &str,
+        netns: Option<&Path>,
     ) -> Result<ExtraAgent> {
         let d = self.dir.display();
         let t = tls_dir.display();
@@ -87,7 +90,7 @@ key = "{t}/agent.key"
             ),
         )?;
         Ok(ExtraAgent {
-            child: self.spawn_logged("berth-agent", &format!("{name}.toml"), name)?,
+            child: self.spawn_in(netns, "berth-agent", &format!("{name}.toml"), name)?,
             namespace: format!("{}-{name}", self.namespace),
             network: (bridge, subnet),
         })
@@ -137,22 +140,6 @@ key = "{t}/agent.key"
         ])?;
         Ok(())
     }
-
-    fn link_addr(&self) -> Result<String> {
-        let cfg = std::fs::read_to_string(self.dir.join("coordinator.toml"))?;
-        let port = cfg
-            .lines()
-            .filter(|l| l.starts_with("listen = \"127.0.0.1:"))
-            .nth(1)
-            .and_then(|l| {
-                l.trim_end_matches('"')
-                    .rsplit(':')
-                    .next()
-                    .map(str::to_string)
-            })
-            .context("link port in coordinator.toml")?;
-        Ok(format!("127.0.0.1:{port}"))
-    }
 }
 
 /// An agent started in addition to the cluster's own; killed and cleaned up on drop.
@@ -160,6 +147,18 @@ pub struct ExtraAgent {
     child: Child,
     namespace: String,
     network: (String, String),
+}
+
+impl ExtraAgent {
+    /// The agent's process id (it is the child itself, also in a network namespace).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its containerd namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
 }
 
 impl Drop for ExtraAgent {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 mod agents;
 pub mod containerd;
+mod hosts;
 mod leftovers;
 mod net;
 mod peer;
@@ -28,6 +29,7 @@ mod user;
 pub mod ws;
 
 pub use agents::ExtraAgent;
+pub use hosts::TestHost;
 pub use net::{free_tcp_port, test_network};
 pub use peer::Peer;
 pub use setup::Setup;
@@ -134,6 +136,10 @@ pub struct Cluster {
     http: reqwest::Client,
     /// The agent's bridge and subnet, removed on drop.
     network: (String, String),
+    /// `ip:port` of the coordinator's QUIC endpoint.
+    link: String,
+    /// The bridge test hosts in network namespaces reach the coordinator through.
+    hosts_net: Option<hosts::HostsNet>,
 }
 
 impl Cluster {
@@ -142,27 +148,41 @@ impl Cluster {
             Ok("postgres") => Some(test_postgres()?),
             _ => None,
         };
-        Cluster::start_with(admin).await
+        Cluster::start_with(admin, None).await
+    }
+
+    /// A cluster whose coordinator's QUIC endpoint listens on a bridge of its own, where
+    /// test hosts in network namespaces ([`Cluster::spawn_test_host`]) reach it; the
+    /// cluster's own agent dials that address too.
+    pub async fn start_for_test_hosts() -> Result<Cluster> {
+        Cluster::start_with(None, Some(hosts::HostsNet::create(&suffix())?)).await
     }
 
     /// A cluster whose coordinator keeps its records in PostgreSQL (a new database on
     /// `BERTH_TEST_POSTGRES`), so that peers (`start_peer`) can share them.
     pub async fn start_on_postgres() -> Result<Cluster> {
-        Cluster::start_with(Some(test_postgres()?)).await
+        Cluster::start_with(Some(test_postgres()?), None).await
     }
 
     /// Like `start_on_postgres`, on the server at `admin` (a test's own, `Postgres`).
     pub async fn start_on_postgres_at(admin: &str) -> Result<Cluster> {
-        Cluster::start_with(Some(admin.to_string())).await
+        Cluster::start_with(Some(admin.to_string()), None).await
     }
 
-    async fn start_with(postgres: Option<String>) -> Result<Cluster> {
+    async fn start_with(
+        postgres: Option<String>,
+        hosts_net: Option<hosts::HostsNet>,
+    ) -> Result<Cluster> {
         let id = suffix();
         let dir = std::env::temp_dir().join(format!("berth-e2e-{id}"));
         std::fs::create_dir_all(&dir)?;
         let namespace = format!("berth-e2e-{id}");
         let api_port = free_tcp_port()?;
         let link_port = free_udp_port()?;
+        let link_ip = hosts_net
+            .as_ref()
+            .map_or("127.0.0.1".into(), |n| n.gateway());
+        let link = format!("{link_ip}:{link_port}");
         let ssh_port = free_tcp_port()?;
         let (http_port, https_port) = (free_tcp_port()?, free_tcp_port()?);
         let (coord_metrics, agent_metrics) = (free_tcp_port()?, free_tcp_port()?);
@@ -181,7 +201,7 @@ stop_wait = "20s"
 rate_limit = 200
 rate_burst = 1000
 [link]
-listen = "127.0.0.1:{link_port}"
+listen = "{link}"
 ca_cert = "{d}/tls/ca.pem"
 ca_key = "{d}/tls/ca.key"
 cert = "{d}/tls/coordinator.pem"
@@ -242,7 +262,7 @@ tls_key = "{d}/tls/ingress.key"
 [containerd]
 namespace = "{namespace}"
 [coordinator]
-address = "127.0.0.1:{link_port}"
+address = "{link}"
 server_name = "localhost"
 ca_cert = "{d}/tls/ca.pem"
 cert = "{d}/tls/agent.pem"
@@ -264,6 +284,8 @@ key = "{d}/tls/agent.key"
             agent: None,
             http: reqwest::Client::new(),
             network: (bridge, subnet),
+            link,
+            hosts_net,
         };
         c.coordinator_cmd(&["tls", "init"])?;
         let tls = c.dir.join("tls");
@@ -297,11 +319,27 @@ key = "{d}/tls/agent.key"
     }
 
     fn spawn_logged(&self, name: &str, config: &str, log: &str) -> Result<Child> {
+        self.spawn_in(None, name, config, log)
+    }
+
+    /// Starts binary `name` with `config`, its stderr appended to `<log>.log`; inside the
+    /// network namespace at `netns` when given (`nsenter --net`, which then executes it: the
+    /// child is the program itself, and it shares the host's mounts).
+    fn spawn_in(&self, netns: Option<&Path>, name: &str, config: &str, log: &str) -> Result<Child> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.join(format!("{log}.log")))?;
-        Ok(Command::new(bin_dir().join(name))
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display()))
+                    .arg(bin_dir().join(name));
+                c
+            }
+            None => Command::new(bin_dir().join(name)),
+        };
+        Ok(cmd
             .arg("--config")
             .arg(self.dir.join(config))
             .env("RUST_LOG", "info,berth_agent=debug,berth_coordinator=debug")
@@ -474,6 +512,7 @@ impl Drop for Cluster {
         // Containers' volumes are loop-mounted filesystems under the test dir.
         containerd::unmount_under(&self.dir);
         forget_network(&self.network);
+        drop(self.hosts_net.take());
         if std::env::var_os("BERTH_KEEP_TEST_DIRS").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

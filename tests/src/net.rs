@@ -31,7 +31,10 @@ pub fn test_network(id: &str) -> (String, String) {
 /// `CNI DEL` never ran): each is `-A POSTROUTING -s <ip>/32 -m comment --comment "…" -j CNI-…`
 /// plus the chain it jumps to. Only addresses of this test's own /24 are touched.
 pub(crate) fn forget_network((bridge, subnet): &(String, String)) {
-    let _ = Command::new("ip").args(["link", "del", bridge]).status();
+    let _ = Command::new("ip")
+        .args(["link", "del", bridge])
+        .stderr(std::process::Stdio::null())
+        .status();
     let Some(prefix) = subnet.strip_suffix("0/24") else {
         return;
     };
