@@ -155,6 +155,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
                 state: state.clone(),
                 rt: rt.clone(),
                 run_dir: run_dir.join("exec"),
+                netns_dir: cfg.network.enabled.then(|| cfg.network.netns_dir.clone()),
             },
         )
         .await?;

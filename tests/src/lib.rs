@@ -25,6 +25,7 @@ mod net;
 mod peer;
 pub mod postgres;
 mod setup;
+mod ssh;
 mod user;
 pub mod ws;
 
@@ -33,6 +34,7 @@ pub use hosts::TestHost;
 pub use net::{free_tcp_port, test_network};
 pub use peer::Peer;
 pub use setup::Setup;
+pub use ssh::Ssh;
 pub use user::User;
 
 /// A binary of this workspace (`BERTH_BIN_DIR`, else `target/debug`).

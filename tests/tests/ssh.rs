@@ -4,77 +4,13 @@
 //! `ssh_enabled=false`, a deleted key), a persisted host key and a process that ends with its
 //! client.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use berth_tests::{containerd, Cluster};
 use serde_json::json;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-struct Ssh {
-    port: u16,
-    known_hosts: PathBuf,
-}
-
-impl Ssh {
-    fn cmd(&self, key: &Path, login: &str, strict: bool) -> Command {
-        // `timeout`: a hung session fails the test instead of hanging it.
-        let mut c = Command::new("timeout");
-        c.args(["60", "ssh", "-p", &self.port.to_string(), "-i"])
-            .arg(key)
-            .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
-            .args(["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"])
-            .arg("-o")
-            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
-            .arg("-o")
-            .arg(format!(
-                "StrictHostKeyChecking={}",
-                if strict { "yes" } else { "accept-new" }
-            ))
-            .arg(format!("{login}@127.0.0.1"));
-        c
-    }
-
-    fn run(&self, key: &Path, login: &str, args: &[&str], stdin: &[u8]) -> Result<Output> {
-        self.run_with(self.cmd(key, login, false), args, stdin)
-    }
-
-    /// Waits until `true`, run with `key` as `login`, exits with `code` (255: refused).
-    async fn wait_exit(
-        &self,
-        c: &Cluster,
-        what: &str,
-        key: &Path,
-        login: &str,
-        code: i32,
-    ) -> Result<()> {
-        c.eventually(WAIT, what, || async {
-            Ok(self.run(key, login, &["true"], b"")?.status.code() == Some(code))
-        })
-        .await
-    }
-
-    fn run_with(&self, mut c: Command, args: &[&str], stdin: &[u8]) -> Result<Output> {
-        let mut child = c
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("ssh")?;
-        let mut input = child.stdin.take().context("stdin")?;
-        let data = stdin.to_vec();
-        let writer = std::thread::spawn(move || {
-            let _ = input.write_all(&data);
-        });
-        let out = child.wait_with_output()?;
-        let _ = writer.join();
-        Ok(out)
-    }
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -95,10 +31,7 @@ async fn ssh_into_a_container_with_openssh() -> Result<()> {
             json!({"name": "app", "ssh_key_ids": [a_key], "ssh_enabled": true}),
         )
         .await?;
-    let ssh = Ssh {
-        port: c.ssh_port,
-        known_hosts: c.dir.join("known_hosts"),
-    };
+    let ssh = c.ssh();
     assert_eq!(
         alice.container(&id).await?["ssh_command"],
         json!(format!("ssh -p {} {id}@127.0.0.1", c.ssh_port))

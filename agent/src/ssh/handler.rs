@@ -1,11 +1,12 @@
 //! One russh handler per TCP connection: authenticates the login against the container's
 //! keys, keeps the session channels it accepted, and hands each one to [`super::session`]
-//! when the client asks for a shell or a command.
+//! when the client asks for a shell or a command; `direct-tcpip` channels (`ssh -L`) go to
+//! [`super::forward`].
 
-use super::{auth, session, Shared};
+use super::{auth, forward, session, Shared};
 use crate::runtime::exec::{Command, ExecRequest};
 use russh::server::{Auth, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
-use russh::{Channel, ChannelId};
+use russh::{Channel, ChannelId, ChannelOpenFailure};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +25,7 @@ impl russh::server::Server for Factory {
             container: None,
             channels: HashMap::new(),
             authenticated: Arc::default(),
+            forwards: Arc::new(tokio::sync::Semaphore::new(forward::MAX_FORWARDS)),
         }
     }
 }
@@ -48,6 +50,8 @@ pub(super) struct Connection {
     channels: HashMap<ChannelId, Pending>,
     /// Set once a login succeeded, for the server's login grace.
     pub(super) authenticated: Arc<AtomicBool>,
+    /// Room for forwarded connections (`ssh -L`).
+    forwards: Arc<tokio::sync::Semaphore>,
 }
 
 impl Connection {
@@ -179,6 +183,65 @@ impl Handler for Connection {
     ) -> Result<(), Self::Error> {
         let command = String::from_utf8_lossy(data).into_owned();
         self.start(channel, Some(command), session);
+        Ok(())
+    }
+
+    /// `ssh -L`: a connection to a port of the container, made inside its network namespace.
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(container) = self.container.clone() else {
+            return Ok(()); // dropping `reply` rejects the channel
+        };
+        let own = match self.shared.state.address_of(&container) {
+            Ok(own) => own,
+            Err(e) => {
+                tracing::warn!(container = %container, error = %e, "port forward: cannot read the container's address");
+                return Ok(());
+            }
+        };
+        let target = match &self.shared.netns_dir {
+            None => Err(forward::Refused::NoNetwork),
+            Some(dir) => forward::target(host_to_connect, port_to_connect, own)
+                .map(|addr| (addr, dir.join(&container))),
+        };
+        let (addr, netns) = match target {
+            Ok(t) => t,
+            Err(why) => {
+                tracing::info!(container = %container, peer = ?self.peer, to = %host_to_connect,
+                    port = port_to_connect, %why, "port forward refused");
+                reply
+                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                    .await;
+                return Ok(());
+            }
+        };
+        let Ok(permit) = self.forwards.clone().try_acquire_owned() else {
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        };
+        let peer = self.peer;
+        tokio::spawn(async move {
+            let _permit = permit;
+            match forward::connect_in(netns, addr).await {
+                Ok(stream) => {
+                    tracing::info!(container = %container, ?peer, %addr, "port forward");
+                    reply.accept().await;
+                    forward::bridge(channel, stream).await;
+                }
+                Err(e) => {
+                    tracing::info!(container = %container, ?peer, %addr, error = %e, "port forward: the container does not answer");
+                    reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                }
+            }
+        });
         Ok(())
     }
 

@@ -6,8 +6,10 @@
 //! from a [`Listener`]: accept errors back off, at most [`MAX_CONNECTIONS`] run at once and
 //! [`MAX_CONNECTIONS_PER_IP`] from one address; a client that sends no banner within
 //! `[ssh] banner_timeout`, or does not log in within `login_grace`, is disconnected.
+//! `ssh -L` reaches ports of the container itself ([`forward`]); `-R` is refused.
 
 pub mod auth;
+mod forward;
 mod handler;
 mod session;
 
@@ -51,6 +53,9 @@ pub struct Shared {
     pub rt: Runtime,
     /// Where exec FIFOs live.
     pub run_dir: PathBuf,
+    /// Where containers' network namespaces are; `None` when they have none of their own
+    /// (then no port is forwarded).
+    pub netns_dir: Option<PathBuf>,
 }
 
 /// Loads the persisted ed25519 host key, creating it (mode 0600) on first start.
