@@ -105,6 +105,23 @@ build_image() {
 
 # Imports (and unpacks) an image tarball into a containerd namespace.
 # Usage: import_image NAMESPACE FILE.tar
+# Builds the statically linked SFTP server containers get at /.berth/sftp-server (it runs
+# inside them, where the host's shared libraries are not) and prints its path.
+build_sftp_server() {
+  local triple out=target/static
+  triple=$(rustc -vV | sed -n 's/^host: //p')
+  RUSTFLAGS="-C target-feature=+crt-static" CARGO_PROFILE_RELEASE_STRIP=symbols \
+    cargo build --locked -q --release \
+    -p berth-sftp --target "$triple" >&2
+  mkdir -p "$out"
+  cp "target/$triple/release/berth-sftp-server" "$out/berth-sftp-server.new"
+  mv "$out/berth-sftp-server.new" "$out/berth-sftp-server"
+  if readelf -l "$out/berth-sftp-server" | grep -q 'program interpreter'; then
+    die "$out/berth-sftp-server is not statically linked"
+  fi
+  echo "$PWD/$out/berth-sftp-server"
+}
+
 import_image() {
   ctr -n "$1" images import --snapshotter overlayfs "$2" >/dev/null
 }

@@ -189,6 +189,10 @@ pub struct SshConfig {
     pub public_address: Option<String>,
     /// The port users reach the SSH server at, if a NAT changes it. Defaults to the listen port.
     pub public_port: Option<u16>,
+    /// The static `berth-sftp-server` bind-mounted read-only into containers (at
+    /// `/.berth/sftp-server`) for the `sftp` subsystem (scp, sftp); containers created while
+    /// it is missing have no SFTP.
+    pub sftp_server: std::path::PathBuf,
 }
 
 impl Default for SshConfig {
@@ -200,6 +204,7 @@ impl Default for SshConfig {
             public_port: None,
             banner_timeout: Duration::from_secs(10),
             login_grace: Duration::from_secs(60),
+            sftp_server: "/usr/lib/berth/berth-sftp-server".into(),
         }
     }
 }

@@ -48,6 +48,16 @@ fn bin_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"))
 }
 
+/// The static SFTP server agents mount into containers (`BERTH_SFTP_SERVER`, else where
+/// `build_sftp_server` in scripts/lib.sh puts it).
+pub fn sftp_server() -> PathBuf {
+    std::env::var_os("BERTH_SFTP_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/static/berth-sftp-server")
+        })
+}
+
 pub fn image_tar() -> PathBuf {
     std::env::var_os("BERTH_TEST_IMAGE")
         .map(PathBuf::from)
@@ -228,6 +238,7 @@ instance_types = [
             ),
         )?;
         let host_key = "e2e-host".to_string();
+        let sftp = sftp_server().display().to_string();
         let runtimes = if runsc_installed() {
             format!("[runtimes]\ngvisor = \"{RUNSC}\"")
         } else {
@@ -248,6 +259,7 @@ listen = "127.0.0.1:{ssh_port}"
 public_address = "127.0.0.1"
 banner_timeout = "3s"
 login_grace = "15s"
+sftp_server = "{sftp}"
 [network]
 bridge = "{bridge}"
 subnet = "{subnet}"

@@ -29,9 +29,29 @@ impl Ssh {
     /// `ssh` with `key` as `login` (host key checked strictly, or accepted when new), under
     /// `timeout 60`; arguments follow.
     pub fn cmd(&self, key: &Path, login: &str, strict: bool) -> Command {
-        // `timeout`: a hung session fails the test instead of hanging it.
+        let mut c = self.client("ssh", "-p", key, strict);
+        c.arg(format!("{login}@127.0.0.1"));
+        c
+    }
+
+    /// `scp` with `key` (SFTP underneath, OpenSSH's default); the paths follow, a remote one
+    /// written `<login>@127.0.0.1:<path>`.
+    pub fn scp(&self, key: &Path) -> Command {
+        self.client("scp", "-P", key, false)
+    }
+
+    /// `sftp -b -` with `key` as `login`: the batch comes on stdin.
+    pub fn sftp(&self, key: &Path, login: &str) -> Command {
+        let mut c = self.client("sftp", "-P", key, false);
+        c.args(["-b", "-"]).arg(format!("{login}@127.0.0.1"));
+        c
+    }
+
+    /// One of OpenSSH's clients with this server's port and known hosts, only `key`, never a
+    /// prompt, under `timeout 60` (a hung session fails the test instead of hanging it).
+    fn client(&self, program: &str, port_flag: &str, key: &Path, strict: bool) -> Command {
         let mut c = Command::new("timeout");
-        c.args(["60", "ssh", "-p", &self.port.to_string(), "-i"])
+        c.args(["60", program, port_flag, &self.port.to_string(), "-i"])
             .arg(key)
             .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
             .args(["-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"])
@@ -41,8 +61,7 @@ impl Ssh {
             .arg(format!(
                 "StrictHostKeyChecking={}",
                 if strict { "yes" } else { "accept-new" }
-            ))
-            .arg(format!("{login}@127.0.0.1"));
+            ));
         c
     }
 

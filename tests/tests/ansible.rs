@@ -72,9 +72,10 @@ fn playbook_lints_and_rolls_out_into_a_prefix() -> Result<()> {
             "[coordinator]\nlocalhost ansible_connection=local\n\n\
              [agents]\nlocalhost ansible_connection=local berth_host_key=edge-1 berth_region=test\n\n\
              [all:vars]\nansible_become=false\nansible_python_interpreter=/usr/bin/python3\n\
-             berth_root={r}\nberth_bin_dir={}\nberth_tls_dir={r}/fleet-tls\n\
+             berth_root={r}\nberth_bin_dir={}\nberth_sftp_server={sftp}\nberth_tls_dir={r}/fleet-tls\n\
              berth_coordinator_address=127.0.0.1:7443\nberth_coordinator_server_name=localhost\n",
-            bin_dir().display()
+            bin_dir().display(),
+            sftp = berth_tests::sftp_server().display(),
         ),
     )?;
     let inv = inventory.display().to_string();
@@ -94,6 +95,10 @@ fn playbook_lints_and_rolls_out_into_a_prefix() -> Result<()> {
         "{sysctl}"
     );
 
+    assert!(
+        root.join("usr/lib/berth/berth-sftp-server").is_file(),
+        "the SFTP server is installed"
+    );
     for (unit, program) in [
         ("berth-agent", "berth-agent"),
         ("berth-coordinator", "berth-coordinator"),
@@ -183,12 +188,13 @@ fn two_coordinators_on_postgres_share_one_ca_and_key_and_agents_link_to_both() -
              coord-2 {local} berth_root={r}/c2\n\n\
              [agents]\nedge-1 {local} berth_root={r}/a berth_host_key=edge-1 berth_region=test\n\n\
              [postgres]\ndb-1 {local} berth_root={r}/db\n\n\
-             [all:vars]\nansible_become=false\nberth_bin_dir={}\nberth_tls_dir={r}/fleet-tls\n\
+             [all:vars]\nansible_become=false\nberth_bin_dir={}\nberth_sftp_server={sftp}\nberth_tls_dir={r}/fleet-tls\n\
              berth_store_backend=postgres\n\
              berth_coordinator_addresses='[\"c1.example.com:7443\", \"c2.example.com:7443\"]'\n\
              berth_coordinator_address=c1.example.com:7443\n\
              berth_coordinator_server_name=coordinator.example.com\n",
-            bin_dir().display()
+            bin_dir().display(),
+            sftp = berth_tests::sftp_server().display(),
         ),
     )?;
     let inv = inventory.display().to_string();

@@ -84,7 +84,8 @@ impl Reconciler {
             .map(|(h, t)| oci::Volume { host: h, target: t })
             .collect();
         let netns = net.as_ref().map(|(path, _)| path.as_path());
-        let json = oci::spec(spec, &img, &self.cfg.init_binary, &vols, netns);
+        let sftp = Some(self.cfg.ssh.sftp_server.as_path()).filter(|p| p.is_file());
+        let json = oci::spec(spec, &img, &self.cfg.init_binary, sftp, &vols, netns);
         let wrapper = match runsc {
             Some(runsc) => {
                 // Parsed before: `network` exists only with a valid subnet.

@@ -29,6 +29,8 @@ const CAPS: [&str; 14] = [
 ];
 
 pub const INIT_PATH: &str = "/.berth/init";
+/// Where the SFTP server is inside a container (`[ssh] sftp_server` on the host).
+pub const SFTP_PATH: &str = "/.berth/sftp-server";
 pub const PIDS_LIMIT: u64 = 4096;
 const CPU_PERIOD: u64 = 100_000;
 /// What a container runs when its image names no command: a long-lived machine.
@@ -77,6 +79,7 @@ pub fn spec(
     spec: &ContainerSpec,
     img: &ImageInfo,
     init: &Path,
+    sftp_server: Option<&Path>,
     volumes: &[Volume],
     netns: Option<&Path>,
 ) -> Value {
@@ -96,6 +99,9 @@ pub fn spec(
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}),
         json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro", "nosuid", "nodev"]}),
     ];
+    if let Some(sftp) = sftp_server {
+        mounts.push(json!({"destination": SFTP_PATH, "type": "bind", "source": sftp, "options": ["rbind", "ro", "nosuid", "nodev"]}));
+    }
     for v in volumes {
         mounts.push(json!({"destination": v.target, "type": "bind", "source": v.host, "options": ["rbind", "rw", "nosuid", "nodev"]}));
     }
@@ -189,6 +195,7 @@ mod tests {
             &s,
             &img,
             Path::new("/usr/bin/tini-static"),
+            Some(Path::new("/usr/lib/berth/berth-sftp-server")),
             &[Volume {
                 host,
                 target: "/root",
@@ -208,12 +215,19 @@ mod tests {
         assert!(mounts
             .iter()
             .any(|m| m["destination"] == "/root" && m["source"] == "/data/volumes/abc12345/root"));
+        let sftp = mounts
+            .iter()
+            .find(|m| m["destination"] == SFTP_PATH)
+            .expect("the SFTP server is mounted");
+        assert!(sftp["options"]
+            .as_array()
+            .is_some_and(|o| o.contains(&json!("ro"))));
         assert_eq!(v["process"]["noNewPrivileges"], true);
     }
 
     #[test]
     fn hardened_like_docker() {
-        let v = spec(&container(), &image(), Path::new("/init"), &[], None);
+        let v = spec(&container(), &image(), Path::new("/init"), None, &[], None);
         let sc = &v["linux"]["seccomp"];
         assert_eq!(sc["defaultAction"], "SCMP_ACT_ERRNO");
         assert_eq!(sc["defaultErrnoRet"], 1);

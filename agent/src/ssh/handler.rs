@@ -65,7 +65,7 @@ impl Connection {
         }
     }
 
-    fn start(&mut self, channel: ChannelId, command: Option<String>, session: &mut Session) {
+    fn start(&mut self, channel: ChannelId, command: Option<Command>, session: &mut Session) {
         let (Some(container), Some(p)) = (self.container.clone(), self.channels.remove(&channel))
         else {
             let _ = session.channel_failure(channel);
@@ -81,7 +81,7 @@ impl Connection {
             None => (None, String::new()),
         };
         let req = ExecRequest {
-            command: command.map(Command::Shell),
+            command,
             env: Vec::new(),
             tty,
             term,
@@ -182,7 +182,7 @@ impl Handler for Connection {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         let command = String::from_utf8_lossy(data).into_owned();
-        self.start(channel, Some(command), session);
+        self.start(channel, Some(Command::Shell(command)), session);
         Ok(())
     }
 
@@ -248,10 +248,16 @@ impl Handler for Connection {
     async fn subsystem_request(
         &mut self,
         channel: ChannelId,
-        _name: &str,
+        name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        session.channel_failure(channel)?;
+        if name != "sftp" {
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
+        // The container's own SFTP server (scp and sftp), as an exec process of its own.
+        let argv = vec![crate::runtime::oci::SFTP_PATH.to_string()];
+        self.start(channel, Some(Command::Argv(argv)), session);
         Ok(())
     }
 }
