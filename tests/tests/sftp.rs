@@ -2,13 +2,15 @@
 //! `sftp`, through the agent's SSH server and the SFTP server it mounts into the container:
 //! byte-exact both ways, modes and times kept with `-p`, directories with `-r`, and sftp's
 //! mkdir, rename, symlink, chmod, listing and removal — all on the container's own files
-//! (the host's are out of reach), behind the same keys as the shell.
+//! (the host's are out of reach, a symlink to /etc/passwd is the container's), behind the
+//! same keys and `ssh_enabled` as the shell.
 
 use anyhow::Result;
 use berth_tests::Cluster;
 use serde_json::json;
 use std::path::Path;
 use std::process::Output;
+use std::time::Duration;
 
 fn ok(out: &Output, what: &str) -> Result<String> {
     anyhow::ensure!(
@@ -52,7 +54,7 @@ async fn scp_and_sftp_move_files_in_and_out_of_the_container() -> Result<()> {
 
     // Up and down, byte-exact (5 MiB: many SFTP reads and writes).
     let up = local.join("blob");
-    let data = random_file(&up, 5 * 1024 * 1024)?;
+    let data = random_file(&up, 50 * 1024 * 1024)?;
     ok(
         &ssh.scp(&path).arg(&up).arg(remote("/root/")).output()?,
         "scp up",
@@ -111,10 +113,12 @@ async fn scp_and_sftp_move_files_in_and_out_of_the_container() -> Result<()> {
     std::fs::write(&both, "host\n")?;
     sh(&format!("echo container > {both}"))?;
     let got = local.join("where.got");
+    let passwd = local.join("passwd.got");
     let batch = format!(
         "pwd\nmkdir made\nrename kept made/renamed\nsymlink made/renamed link\n\
-         chmod 600 made/renamed\nls -l\nrm blob\nget {both} {}\n",
-        got.display()
+         chmod 600 made/renamed\nls -l\nrm blob\nget {both} {}\nsymlink /etc/passwd pw\nget pw {}\n",
+        got.display(),
+        passwd.display()
     );
     let out = ssh.run_with(ssh.sftp(&path, &id), &[], batch.as_bytes())?;
     let listing = ok(&out, "sftp batch")?;
@@ -128,6 +132,8 @@ async fn scp_and_sftp_move_files_in_and_out_of_the_container() -> Result<()> {
     let got = std::fs::read_to_string(&got)?;
     let _ = std::fs::remove_file(&both);
     assert_eq!(got, "container\n", "{both} is read from the container");
+    // A symlink to /etc/passwd is the container's /etc/passwd.
+    assert_eq!(std::fs::read_to_string(&passwd)?, sh("cat /etc/passwd")?);
     // The server itself is read-only inside the container.
     let out = ssh.run_with(
         ssh.sftp(&path, &id),
@@ -142,12 +148,38 @@ async fn scp_and_sftp_move_files_in_and_out_of_the_container() -> Result<()> {
     let out = ssh.run_with(ssh.sftp(&path, &id), &[], b"rmdir made\n")?;
     assert!(!out.status.success());
 
-    // The same keys as the shell: another user's key gets nothing.
+    // The same keys as the shell: another user's key gets nothing, neither files nor a
+    // forward; with SSH turned off nothing opens.
+    let stolen = local.join("stolen");
     let out = ssh
         .scp(&bob_path)
         .arg(remote("/root/made/renamed"))
-        .arg(local.join("stolen"))
+        .arg(&stolen)
         .output()?;
-    assert!(!out.status.success() && !local.join("stolen").exists());
+    assert!(!out.status.success() && !stolen.exists());
+    let mut forward = ssh.cmd(&bob_path, &id, false);
+    forward.args(["-W", "127.0.0.1:22"]);
+    assert_eq!(ssh.run_with(forward, &[], b"")?.status.code(), Some(255));
+    alice
+        .expect(
+            200,
+            "PUT",
+            &format!("/compute/containers/{id}/ssh"),
+            Some(json!({"ssh_enabled": false})),
+        )
+        .await?;
+    c.eventually(Duration::from_secs(30), "sftp closed", || async {
+        let out = ssh
+            .scp(&path)
+            .arg(remote("/root/link"))
+            .arg(&stolen)
+            .output()?;
+        Ok(!out.status.success())
+    })
+    .await?;
+    assert!(!stolen.exists());
+    let mut forward = ssh.cmd(&path, &id, false);
+    forward.args(["-W", "127.0.0.1:22"]);
+    assert_eq!(ssh.run_with(forward, &[], b"")?.status.code(), Some(255));
     Ok(())
 }

@@ -69,6 +69,14 @@ async fn ssh_into_a_container_with_openssh() -> Result<()> {
     assert!(o.contains("24 80"), "{o}");
     assert_eq!(out.status.code(), Some(3), "{o}");
 
+    // The client's LANG and LC_* reach the shell (as sshd's AcceptEnv); PATH does not.
+    let mut cmd = ssh.cmd(&a_path, &id, false);
+    cmd.args(["-o", "SetEnv=LANG=C.UTF-8 LC_TIME=C PATH=/nowhere"]);
+    let out = ssh.run_with(cmd, &["echo $LANG $LC_TIME $PATH"], b"")?;
+    let o = text(&out.stdout);
+    assert!(o.starts_with("C.UTF-8 C /"), "{o} {}", text(&out.stderr));
+    assert!(!o.contains("/nowhere"), "{o}");
+
     // Refusals all look alike: key not chosen for it, another user's key, unknown container.
     for (key, login) in [
         (&a2_path, id.as_str()),

@@ -40,6 +40,17 @@ struct Pending {
     channel: Channel<Msg>,
     /// (cols, rows, TERM) once the client asked for a terminal.
     pty: Option<(u32, u32, String)>,
+    /// Variables the client sent (`SendEnv`/`SetEnv`) that sshd's default `AcceptEnv` takes.
+    env: Vec<(String, String)>,
+}
+
+/// Most variables one channel may set.
+const MAX_ENV: usize = 32;
+
+/// Whether the client may set `name`: what Debian's sshd accepts (`AcceptEnv LANG LC_*`),
+/// plus `TERM` and `COLORTERM` — never `PATH`, `LD_*` or anything the image relies on.
+fn accepted_env(name: &str) -> bool {
+    name == "LANG" || name.starts_with("LC_") || name == "TERM" || name == "COLORTERM"
 }
 
 pub(super) struct Connection {
@@ -82,7 +93,7 @@ impl Connection {
         };
         let req = ExecRequest {
             command,
-            env: Vec::new(),
+            env: p.env,
             tty,
             term,
         };
@@ -134,8 +145,14 @@ impl Handler for Connection {
         if self.container.is_none() || self.channels.len() >= 16 {
             return Ok(()); // dropping `reply` rejects the channel
         }
-        self.channels
-            .insert(channel.id(), Pending { channel, pty: None });
+        self.channels.insert(
+            channel.id(),
+            Pending {
+                channel,
+                pty: None,
+                env: Vec::new(),
+            },
+        );
         reply.accept().await;
         Ok(())
     }
@@ -162,6 +179,24 @@ impl Handler for Connection {
                 session.channel_success(channel)?;
             }
             None => session.channel_failure(channel)?,
+        }
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        variable_name: &str,
+        variable_value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        match self.channels.get_mut(&channel) {
+            Some(p) if accepted_env(variable_name) && p.env.len() < MAX_ENV => {
+                p.env
+                    .push((variable_name.to_string(), variable_value.to_string()));
+                session.channel_success(channel)?;
+            }
+            _ => session.channel_failure(channel)?,
         }
         Ok(())
     }
