@@ -513,7 +513,8 @@ key = "{d}/tls/agent.key"
 
     pub fn log_tail(&self, name: &str) -> String {
         let s = std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
+        // A backtrace's frames (indented) would push the error itself out of the tail.
+        let lines: Vec<&str> = s.lines().filter(|l| !l.starts_with("  ")).collect();
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 }

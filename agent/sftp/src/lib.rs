@@ -23,7 +23,7 @@ pub fn run_on_stdio() -> std::io::Result<()> {
     rt.block_on(async {
         let (done, ended) = tokio::sync::oneshot::channel();
         let stdio = Stdio {
-            io: tokio::io::join(tokio::io::stdin(), tokio::io::stdout()),
+            io: tokio::io::join(input(), output()),
             _done: done,
         };
         russh_sftp::server::run(stdio, handler::Sftp::new()).await;
@@ -33,9 +33,41 @@ pub fn run_on_stdio() -> std::io::Result<()> {
     Ok(())
 }
 
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// stdin: read straight from the FIFO containerd gives an exec process (tokio's `stdin()`
+/// hands every read to a blocking thread, which halves the throughput), else as a file.
+fn input() -> Reader {
+    use std::os::fd::AsFd;
+    let fifo = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(tokio::net::unix::pipe::Receiver::from_file);
+    match fifo {
+        Ok(r) => Box::new(r),
+        Err(_) => Box::new(tokio::io::stdin()),
+    }
+}
+
+/// stdout, the same way.
+fn output() -> Writer {
+    use std::os::fd::AsFd;
+    let fifo = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(tokio::net::unix::pipe::Sender::from_file);
+    match fifo {
+        Ok(w) => Box::new(w),
+        Err(_) => Box::new(tokio::io::stdout()),
+    }
+}
+
 /// stdin and stdout as one stream that says when the server let go of it.
 struct Stdio {
-    io: tokio::io::Join<tokio::io::Stdin, tokio::io::Stdout>,
+    io: tokio::io::Join<Reader, Writer>,
     _done: tokio::sync::oneshot::Sender<()>,
 }
 
