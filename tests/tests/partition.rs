@@ -68,26 +68,15 @@ async fn cut_and_frozen_hosts_keep_their_containers_and_converge_on_heal() -> Re
     let t0 = Instant::now();
     h1.cut()?;
     h2.freeze()?;
-    let mut detected = [None, None];
-    while detected.iter().any(Option::is_none) {
+    let own = c.host_key.clone();
+    let detected = until_both(&ops, "unreachable", t0, Duration::from_secs(30), |hosts| {
         ensure!(
-            t0.elapsed() < Duration::from_secs(30),
-            "hosts never marked unreachable: {}",
-            ops.expect(200, "GET", "/compute/hosts", None).await?
-        );
-        let hosts = host_status(&ops).await?;
-        for (i, h) in ["h1", "h2"].iter().enumerate() {
-            if detected[i].is_none() && hosts.get(*h).map(String::as_str) == Some("unreachable") {
-                detected[i] = Some(t0.elapsed());
-            }
-        }
-        ensure!(
-            hosts.get(c.host_key.as_str()).map(String::as_str) == Some("connected"),
+            hosts.get(own.as_str()).map(String::as_str) == Some("connected"),
             "the cluster's own host stays connected: {hosts:?}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let detected = detected.map(|d| d.unwrap_or_default());
+        Ok(())
+    })
+    .await?;
     for (h, d) in ["h1 (cut)", "h2 (frozen)"].iter().zip(detected) {
         ensure!(
             d <= GRACE + Duration::from_secs(2),
@@ -144,20 +133,7 @@ async fn cut_and_frozen_hosts_keep_their_containers_and_converge_on_heal() -> Re
     let t1 = Instant::now();
     h1.heal()?;
     h2.thaw()?;
-    let mut back = [None, None];
-    while back.iter().any(Option::is_none) {
-        ensure!(
-            t1.elapsed() < Duration::from_secs(60),
-            "hosts never came back"
-        );
-        let hosts = host_status(&ops).await?;
-        for (i, h) in ["h1", "h2"].iter().enumerate() {
-            if back[i].is_none() && hosts.get(*h).map(String::as_str) == Some("connected") {
-                back[i] = Some(t1.elapsed());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let back = until_both(&ops, "connected", t1, Duration::from_secs(60), |_| Ok(())).await?;
     c.eventually(Duration::from_secs(60), "the hosts converge", || async {
         for (id, host) in &placed {
             let v = alice.container(id).await?;
@@ -182,16 +158,39 @@ async fn cut_and_frozen_hosts_keep_their_containers_and_converge_on_heal() -> Re
         "partition: unreachable after {:?} (cut) and {:?} (frozen), heartbeat_grace {GRACE:?}; \
          away {cut_for:?}; connected again {:?} (cut) and {:?} (frozen) after the heal; \
          converged {converged:?} after the heal",
-        detected[0],
-        detected[1],
-        back[0].unwrap_or_default(),
-        back[1].unwrap_or_default(),
+        detected[0], detected[1], back[0], back[1],
     );
     Ok(())
 }
 
+type Statuses = std::collections::HashMap<String, String>;
+
+/// Polls the host list until h1 and h2 each show `want`; returns when each did, counted from
+/// `since`. `check` runs on every list; fails after `limit`.
+async fn until_both(
+    ops: &User,
+    want: &str,
+    since: Instant,
+    limit: Duration,
+    check: impl Fn(&Statuses) -> Result<()>,
+) -> Result<[Duration; 2]> {
+    let mut seen = [None, None];
+    while seen.iter().any(Option::is_none) {
+        let hosts = host_status(ops).await?;
+        ensure!(since.elapsed() < limit, "h1 and h2 never {want}: {hosts:?}");
+        for (i, h) in ["h1", "h2"].iter().enumerate() {
+            if seen[i].is_none() && hosts.get(*h).map(String::as_str) == Some(want) {
+                seen[i] = Some(since.elapsed());
+            }
+        }
+        check(&hosts)?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(seen.map(|d| d.unwrap_or_default()))
+}
+
 /// Each host's `status` in `GET /compute/hosts`.
-async fn host_status(ops: &User) -> Result<std::collections::HashMap<String, String>> {
+async fn host_status(ops: &User) -> Result<Statuses> {
     let body = ops.expect(200, "GET", "/compute/hosts", None).await?;
     Ok(body["hosts"]
         .as_array()

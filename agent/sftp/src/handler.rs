@@ -30,7 +30,7 @@ pub struct Sftp {
     next: u64,
 }
 
-fn status(id: u32) -> Status {
+pub(crate) fn status(id: u32) -> Status {
     Status {
         id,
         status_code: StatusCode::Ok,
@@ -40,7 +40,7 @@ fn status(id: u32) -> Status {
 }
 
 /// The status for a failed call, with the system's words for it.
-fn failed(e: std::io::Error) -> StatusReply {
+pub(crate) fn failed(e: std::io::Error) -> StatusReply {
     let code = match e.kind() {
         ErrorKind::NotFound => StatusCode::NoSuchFile,
         ErrorKind::PermissionDenied => StatusCode::PermissionDenied,
@@ -69,7 +69,7 @@ impl Sftp {
         }
     }
 
-    fn path(&self, p: &str) -> PathBuf {
+    pub(crate) fn path(&self, p: &str) -> PathBuf {
         paths::absolute(&self.home, p)
     }
 
@@ -83,48 +83,17 @@ impl Sftp {
         Ok(h)
     }
 
-    fn file(&self, handle: &str) -> Result<(&PathBuf, &std::fs::File), StatusReply> {
+    pub(crate) fn file(&self, handle: &str) -> Result<(&PathBuf, &std::fs::File), StatusReply> {
         match self.handles.get(handle) {
             Some(Open::File { path, file }) => Ok((path, file)),
             _ => Err(no_handle()),
         }
     }
 
-    fn rename_over(&self, id: u32, from: &str, to: &str) -> Result<Status, StatusReply> {
+    pub(crate) fn rename_over(&self, id: u32, from: &str, to: &str) -> Result<Status, StatusReply> {
         std::fs::rename(self.path(from), self.path(to)).map_err(failed)?;
         Ok(status(id))
     }
-
-    /// OpenSSH's extensions; their arguments are SSH strings.
-    fn extension(&mut self, id: u32, request: &str, data: &[u8]) -> Result<Packet, StatusReply> {
-        let args = strings(data).ok_or_else(|| StatusReply::new(StatusCode::BadMessage))?;
-        let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
-        match request {
-            "posix-rename@openssh.com" => Ok(self.rename_over(id, arg(0), arg(1))?.into()),
-            "hardlink@openssh.com" => {
-                std::fs::hard_link(self.path(arg(0)), self.path(arg(1))).map_err(failed)?;
-                Ok(status(id).into())
-            }
-            "fsync@openssh.com" => {
-                self.file(arg(0))?.1.sync_all().map_err(failed)?;
-                Ok(status(id).into())
-            }
-            _ => Err(StatusReply::new(StatusCode::OpUnsupported)),
-        }
-    }
-}
-
-/// The SSH strings (u32 length, bytes) that make up `data`.
-fn strings(mut data: &[u8]) -> Option<Vec<String>> {
-    let mut out = Vec::new();
-    while data.len() >= 4 {
-        let (len, rest) = data.split_at(4);
-        let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
-        let s = rest.get(..len)?;
-        out.push(String::from_utf8_lossy(s).into_owned());
-        data = &rest[len..];
-    }
-    Some(out)
 }
 
 impl russh_sftp::server::Handler for Sftp {
@@ -140,11 +109,7 @@ impl russh_sftp::server::Handler for Sftp {
         _extensions: HashMap<String, String>,
     ) -> Result<Version, StatusReply> {
         let mut v = Version::new();
-        for ext in [
-            "posix-rename@openssh.com",
-            "hardlink@openssh.com",
-            "fsync@openssh.com",
-        ] {
+        for ext in crate::extensions::OFFERED {
             v.extensions.insert(ext.into(), "1".into());
         }
         Ok(v)
@@ -360,18 +325,5 @@ impl russh_sftp::server::Handler for Sftp {
         data: Vec<u8>,
     ) -> Result<Packet, StatusReply> {
         self.extension(id, &request, &data)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn extension_arguments_are_ssh_strings() {
-        let data = [&[0, 0, 0, 1][..], b"a", &[0, 0, 0, 2], b"bc"].concat();
-        assert_eq!(
-            super::strings(&data),
-            Some(vec!["a".to_string(), "bc".to_string()])
-        );
-        assert_eq!(super::strings(&[0, 0, 0, 9, 1]), None);
     }
 }

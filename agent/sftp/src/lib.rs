@@ -8,6 +8,7 @@
 //! stdin/stdout and ends with it.
 
 mod attrs;
+mod extensions;
 mod handler;
 mod paths;
 
