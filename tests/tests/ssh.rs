@@ -69,6 +69,10 @@ async fn ssh_into_a_container_with_openssh() -> Result<()> {
     assert!(o.contains("24 80"), "{o}");
     assert_eq!(out.status.code(), Some(3), "{o}");
 
+    // A command a signal ends: the signal, as sshd sends it (OpenSSH's client exits 255).
+    let out = ssh.run(&a_path, &id, &["kill -TERM $$"], b"")?;
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stderr));
+
     // The client's LANG and LC_* reach the shell (as sshd's AcceptEnv); PATH does not.
     let mut cmd = ssh.cmd(&a_path, &id, false);
     cmd.args(["-o", "SetEnv=LANG=C.UTF-8 LC_TIME=C PATH=/nowhere"]);

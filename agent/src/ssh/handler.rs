@@ -99,7 +99,14 @@ impl Connection {
         };
         tracing::info!(container = %container, peer = ?self.peer, tty = req.tty.is_some(),
             command = req.command.is_some(), "SSH session");
-        tokio::spawn(session::run(self.shared.clone(), container, p.channel, req));
+        let handle = session.handle();
+        tokio::spawn(session::run(
+            self.shared.clone(),
+            container,
+            p.channel,
+            req,
+            handle,
+        ));
     }
 }
 

@@ -1,11 +1,12 @@
 //! One SSH session channel bridged to one exec process in the container: client data to the
 //! process's stdin (with backpressure), its stdout/stderr back as channel data, window changes
-//! to the terminal, the exit status at the end, and a kill when the client goes away.
+//! to the terminal, the exit status (or, for a process a signal ended, the signal as sshd
+//! sends it) at the end, and a kill when the client goes away.
 
 use super::Shared;
 use crate::runtime::exec::{new_exec_id, ExecIo, ExecRequest};
 use russh::server::Msg;
-use russh::{Channel, ChannelMsg};
+use russh::{Channel, ChannelMsg, Sig};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Semaphore};
@@ -20,12 +21,35 @@ async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin)
     let _ = to.flush().await;
 }
 
+/// The signal a process ended by, from its status: containerd reports a signalled process as
+/// 128 + the signal's number, the way shells do (a process that itself exits with such a
+/// status reads the same).
+fn signal_of(status: u32) -> Option<Sig> {
+    Some(match status.checked_sub(128)? {
+        1 => Sig::HUP,
+        2 => Sig::INT,
+        3 => Sig::QUIT,
+        4 => Sig::ILL,
+        6 => Sig::ABRT,
+        8 => Sig::FPE,
+        9 => Sig::KILL,
+        10 => Sig::USR1,
+        11 => Sig::SEGV,
+        13 => Sig::PIPE,
+        14 => Sig::ALRM,
+        15 => Sig::TERM,
+        _ => return None,
+    })
+}
+
 pub(super) async fn run(
     shared: Arc<Shared>,
     container: String,
     channel: Channel<Msg>,
     req: ExecRequest,
+    session: russh::server::Handle,
 ) {
+    let channel_id = channel.id();
     let (mut rd, wr) = channel.split();
     let id = new_exec_id("ssh");
     let (mut proc, io) = match shared.rt.exec(&container, &id, &req, &shared.run_dir).await {
@@ -117,7 +141,18 @@ pub(super) async fn run(
     tokio::select! {
         _ = outputs => {
             let status = proc.wait().await.unwrap_or(255);
-            let _ = wr.exit_status(status).await;
+            match signal_of(status) {
+                // As sshd: a signal instead of a status (the client then exits 255).
+                Some(sig) => {
+                    let (msg, lang) = (String::new(), String::new());
+                    let _ = session
+                        .exit_signal_request(channel_id, sig, false, msg, lang)
+                        .await;
+                }
+                None => {
+                    let _ = wr.exit_status(status).await;
+                }
+            }
             let _ = wr.eof().await;
             let _ = wr.close().await;
             input.abort();
