@@ -185,15 +185,7 @@ impl Reconciler {
                 .map(|_| (ObservedState::Deleted, None)),
         };
         match result {
-            Ok((ObservedState::Deleted, _)) => {
-                if let Err(e) = self.state.remove(id) {
-                    tracing::error!(id, error = %e, "cannot forget deleted container");
-                }
-                let _ = self.state.flush().await;
-                lock(&self.locks).remove(id);
-                tracing::info!(id, "container deleted");
-                self.reporter.report(&spec, ObservedState::Deleted, None);
-            }
+            Ok((ObservedState::Deleted, _)) => self.forget(&spec).await,
             Ok((state, reason)) => {
                 crate::telemetry::METRICS
                     .reconcile_ok
@@ -209,6 +201,19 @@ impl Reconciler {
                     .report(&spec, ObservedState::Failed, Some(e.to_string()));
             }
         }
+    }
+
+    /// A container torn down: its records go and the coordinator hears it is deleted. Under
+    /// the container's lock; a record that cannot be removed is removed by the next pass.
+    async fn forget(&self, spec: &ContainerSpec) {
+        let id = spec.id.as_str();
+        if let Err(e) = self.state.remove(id) {
+            tracing::error!(id, error = %e, "cannot forget deleted container");
+        }
+        let _ = self.state.flush().await;
+        lock(&self.locks).remove(id);
+        tracing::info!(id, "container deleted");
+        self.reporter.report(spec, ObservedState::Deleted, None);
     }
 
     /// The user's stop: the task stops, and a crash loop or a waiting restart ends with it.

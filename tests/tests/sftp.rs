@@ -8,6 +8,7 @@
 use anyhow::Result;
 use berth_tests::Cluster;
 use serde_json::json;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
@@ -51,14 +52,16 @@ async fn scp_and_sftp_move_files_in_and_out_of_the_container() -> Result<()> {
     let local = c.dir.join("files");
     std::fs::create_dir_all(&local)?;
     let remote = |p: &str| format!("{id}@127.0.0.1:{p}");
+    // `scp` with `args` (flags, then from and to), failing with its stderr.
+    let scp = |args: &[&std::ffi::OsStr]| -> Result<String> {
+        let out = ssh.scp(&path).args(args).output()?;
+        ok(&out, &format!("scp {args:?}"))
+    };
 
     // Up and down, byte-exact (5 MiB: many SFTP reads and writes).
     let up = local.join("blob");
     let data = random_file(&up, 50 * 1024 * 1024)?;
-    ok(
-        &ssh.scp(&path).arg(&up).arg(remote("/root/")).output()?,
-        "scp up",
-    )?;
+    scp(&[up.as_ref(), remote("/root/").as_ref()])?;
     let sum = sh("sha256sum /root/blob")?;
     let want = berth_tests::run(std::process::Command::new("sha256sum").arg(&up))?;
     assert_eq!(
@@ -67,44 +70,23 @@ async fn scp_and_sftp_move_files_in_and_out_of_the_container() -> Result<()> {
         "the same bytes arrived"
     );
     let down = local.join("blob.back");
-    ok(
-        &ssh.scp(&path)
-            .arg(remote("/root/blob"))
-            .arg(&down)
-            .output()?,
-        "scp down",
-    )?;
+    scp(&[remote("/root/blob").as_ref(), down.as_ref()])?;
     assert!(std::fs::read(&down)? == data, "the same bytes came back");
 
     // -p keeps the mode and the modification time; -r copies a tree.
     let kept = local.join("kept");
     std::fs::write(&kept, "kept\n")?;
-    berth_tests::run(std::process::Command::new("chmod").arg("640").arg(&kept))?;
-    berth_tests::run(
-        std::process::Command::new("touch")
-            .args(["-d", "@1700000000"])
-            .arg(&kept),
-    )?;
-    ok(
-        &ssh.scp(&path)
-            .arg("-p")
-            .arg(&kept)
-            .arg(remote("/root/kept"))
-            .output()?,
-        "scp -p",
-    )?;
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o640))?;
+    std::fs::File::options()
+        .write(true)
+        .open(&kept)?
+        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000))?;
+    scp(&["-p".as_ref(), kept.as_ref(), remote("/root/kept").as_ref()])?;
     assert_eq!(sh("stat -c '%a %Y' /root/kept")?.trim(), "640 1700000000");
     let tree = local.join("tree");
     std::fs::create_dir_all(tree.join("sub"))?;
     std::fs::write(tree.join("sub/leaf"), "leaf\n")?;
-    ok(
-        &ssh.scp(&path)
-            .arg("-r")
-            .arg(&tree)
-            .arg(remote("/root/"))
-            .output()?,
-        "scp -r",
-    )?;
+    scp(&["-r".as_ref(), tree.as_ref(), remote("/root/").as_ref()])?;
     assert_eq!(sh("cat /root/tree/sub/leaf")?, "leaf\n");
 
     // sftp: the session starts in the home directory; mkdir, rename, symlink, chmod, ls, rm.

@@ -1,8 +1,7 @@
 //! OpenSSH's SFTP extensions the server offers: `posix-rename@openssh.com` (a rename that
 //! replaces), `hardlink@openssh.com` and `fsync@openssh.com`; their arguments are SSH strings.
 
-use crate::handler::{failed, status, Sftp};
-use russh_sftp::protocol::{Packet, StatusCode};
+use russh_sftp::protocol::StatusCode;
 use russh_sftp::server::StatusReply;
 
 /// The extensions, as announced in the version packet.
@@ -12,29 +11,40 @@ pub const OFFERED: [&str; 3] = [
     "fsync@openssh.com",
 ];
 
-impl Sftp {
-    /// OpenSSH's extensions; their arguments are SSH strings.
-    pub(crate) fn extension(
-        &mut self,
-        id: u32,
-        request: &str,
-        data: &[u8],
-    ) -> Result<Packet, StatusReply> {
-        let args = strings(data).ok_or_else(|| StatusReply::new(StatusCode::BadMessage))?;
-        let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
-        match request {
-            "posix-rename@openssh.com" => Ok(self.rename_over(id, arg(0), arg(1))?.into()),
-            "hardlink@openssh.com" => {
-                std::fs::hard_link(self.path(arg(0)), self.path(arg(1))).map_err(failed)?;
-                Ok(status(id).into())
-            }
-            "fsync@openssh.com" => {
-                self.file(arg(0))?.1.sync_all().map_err(failed)?;
-                Ok(status(id).into())
-            }
-            _ => Err(StatusReply::new(StatusCode::OpUnsupported)),
-        }
-    }
+/// An extension request, its arguments read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Extension {
+    /// A rename that replaces the target.
+    PosixRename {
+        from: String,
+        to: String,
+    },
+    Hardlink {
+        target: String,
+        link: String,
+    },
+    Fsync {
+        handle: String,
+    },
+}
+
+/// Reads extension `request` with its `data`; one this server does not offer is unsupported.
+pub fn parse(request: &str, data: &[u8]) -> Result<Extension, StatusReply> {
+    let args = strings(data).ok_or_else(|| StatusReply::new(StatusCode::BadMessage))?;
+    let mut args = args.into_iter();
+    let mut arg = || args.next().unwrap_or_default();
+    Ok(match request {
+        "posix-rename@openssh.com" => Extension::PosixRename {
+            from: arg(),
+            to: arg(),
+        },
+        "hardlink@openssh.com" => Extension::Hardlink {
+            target: arg(),
+            link: arg(),
+        },
+        "fsync@openssh.com" => Extension::Fsync { handle: arg() },
+        _ => return Err(StatusReply::new(StatusCode::OpUnsupported)),
+    })
 }
 
 /// The SSH strings (u32 length, bytes) that make up `data`.
@@ -60,5 +70,10 @@ mod tests {
             Some(vec!["a".to_string(), "bc".to_string()])
         );
         assert_eq!(super::strings(&[0, 0, 0, 9, 1]), None);
+        assert_eq!(
+            super::parse("fsync@openssh.com", &[&[0, 0, 0, 1][..], b"7"].concat()),
+            Ok(super::Extension::Fsync { handle: "7".into() })
+        );
+        assert!(super::parse("statvfs@openssh.com", &[]).is_err());
     }
 }

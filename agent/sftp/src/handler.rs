@@ -2,6 +2,7 @@
 //! container's): open files and directories are handles in a table, paths are made absolute
 //! against the home directory, and every error becomes the status OpenSSH's server would send.
 
+use crate::extensions::{self, Extension};
 use crate::{attrs, paths};
 use russh_sftp::protocol::{
     Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Packet, Status, StatusCode, Version,
@@ -30,7 +31,7 @@ pub struct Sftp {
     next: u64,
 }
 
-pub(crate) fn status(id: u32) -> Status {
+fn status(id: u32) -> Status {
     Status {
         id,
         status_code: StatusCode::Ok,
@@ -40,7 +41,7 @@ pub(crate) fn status(id: u32) -> Status {
 }
 
 /// The status for a failed call, with the system's words for it.
-pub(crate) fn failed(e: std::io::Error) -> StatusReply {
+fn failed(e: std::io::Error) -> StatusReply {
     let code = match e.kind() {
         ErrorKind::NotFound => StatusCode::NoSuchFile,
         ErrorKind::PermissionDenied => StatusCode::PermissionDenied,
@@ -69,7 +70,7 @@ impl Sftp {
         }
     }
 
-    pub(crate) fn path(&self, p: &str) -> PathBuf {
+    fn path(&self, p: &str) -> PathBuf {
         paths::absolute(&self.home, p)
     }
 
@@ -83,14 +84,14 @@ impl Sftp {
         Ok(h)
     }
 
-    pub(crate) fn file(&self, handle: &str) -> Result<(&PathBuf, &std::fs::File), StatusReply> {
+    fn file(&self, handle: &str) -> Result<(&PathBuf, &std::fs::File), StatusReply> {
         match self.handles.get(handle) {
             Some(Open::File { path, file }) => Ok((path, file)),
             _ => Err(no_handle()),
         }
     }
 
-    pub(crate) fn rename_over(&self, id: u32, from: &str, to: &str) -> Result<Status, StatusReply> {
+    fn rename_over(&self, id: u32, from: &str, to: &str) -> Result<Status, StatusReply> {
         std::fs::rename(self.path(from), self.path(to)).map_err(failed)?;
         Ok(status(id))
     }
@@ -109,7 +110,7 @@ impl russh_sftp::server::Handler for Sftp {
         _extensions: HashMap<String, String>,
     ) -> Result<Version, StatusReply> {
         let mut v = Version::new();
-        for ext in crate::extensions::OFFERED {
+        for ext in extensions::OFFERED {
             v.extensions.insert(ext.into(), "1".into());
         }
         Ok(v)
@@ -324,6 +325,16 @@ impl russh_sftp::server::Handler for Sftp {
         request: String,
         data: Vec<u8>,
     ) -> Result<Packet, StatusReply> {
-        self.extension(id, &request, &data)
+        match extensions::parse(&request, &data)? {
+            Extension::PosixRename { from, to } => Ok(self.rename_over(id, &from, &to)?.into()),
+            Extension::Hardlink { target, link } => {
+                std::fs::hard_link(self.path(&target), self.path(&link)).map_err(failed)?;
+                Ok(status(id).into())
+            }
+            Extension::Fsync { handle } => {
+                self.file(&handle)?.1.sync_all().map_err(failed)?;
+                Ok(status(id).into())
+            }
+        }
     }
 }

@@ -7,7 +7,6 @@
 
 use super::{lock, ReconcileError, Reconciler, LABEL_CONTAINER};
 use crate::supervise::now_ms;
-use berth_shared::protocol::ObservedState;
 
 impl Reconciler {
     /// Containers in the namespace that no spec wants: their containerd objects and network
@@ -60,20 +59,18 @@ impl Reconciler {
         let l = lock(&self.locks).entry(id.to_string()).or_default().clone();
         let _g = l.lock().await;
         // Claimed again while waiting for the lock: it stays.
-        if !self.state.disowned()?.iter().any(|(d, _)| d == id) {
+        if !self.state.is_disowned(id)? {
             return Ok(());
         }
-        let spec = self.state.spec(id)?;
         tracing::warn!(
             id,
             "removing a container the coordinator disowned, volume and log included"
         );
         self.teardown(id, true).await?;
-        self.state.remove(id)?;
-        self.state.flush().await?;
-        lock(&self.locks).remove(id);
-        if let Some(spec) = spec {
-            self.reporter.report(&spec, ObservedState::Deleted, None);
+        match self.state.spec(id)? {
+            Some(spec) => self.forget(&spec).await,
+            // No spec left to report on: only the mark.
+            None => self.state.remove(id)?,
         }
         Ok(())
     }

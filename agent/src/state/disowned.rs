@@ -24,6 +24,10 @@ impl State {
         Ok(self.disowned.remove(id)?.is_some())
     }
 
+    pub fn is_disowned(&self, id: &str) -> Result<bool, StateError> {
+        Ok(self.disowned.contains_key(id)?)
+    }
+
     /// Every disowned container with the unix ms it was first disowned.
     pub fn disowned(&self) -> Result<Vec<(String, u64)>, StateError> {
         self.disowned

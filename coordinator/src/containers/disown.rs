@@ -16,6 +16,14 @@ fn lock(m: &Mutex<HashSet<String>>) -> std::sync::MutexGuard<'_, HashSet<String>
 impl Containers {
     /// `held` are ids the host reported that have no record placed on it.
     pub(super) async fn disown_unknown(&self, host: &str, held: &[&str]) -> Result<(), Error> {
+        // Told already (and not failed since): no store read on every heartbeat.
+        let held: Vec<&str> = {
+            let told = lock(&self.disowned);
+            held.iter()
+                .copied()
+                .filter(|id| !told.contains(*id))
+                .collect()
+        };
         if held.is_empty() {
             return Ok(());
         }
@@ -27,7 +35,7 @@ impl Containers {
             );
             return Ok(());
         }
-        for &id in held {
+        for id in held {
             let why = match self.store.container(id).await? {
                 // Placed here since the host's inventory was taken.
                 Some(r) if r.host_key.as_deref() == Some(host) => continue,
@@ -38,9 +46,7 @@ impl Containers {
                 None => "no record".to_string(),
             };
             let told = self.disowned.clone();
-            if !lock(&told).insert(id.to_string()) {
-                continue;
-            }
+            lock(&told).insert(id.to_string());
             tracing::warn!(
                 host,
                 id,
