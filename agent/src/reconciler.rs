@@ -9,6 +9,7 @@
 mod objects;
 mod reap;
 mod upkeep;
+mod volumes;
 
 use crate::config::Config;
 use crate::health::{Checks, Verdict};

@@ -1,6 +1,6 @@
 //! What the coordinator asks of this agent, one QUIC stream per request: apply a spec, read
 //! or follow a container's logs, open a terminal in it, sample its resource use, run a
-//! command, disown a container.
+//! command, disown a container, make or remove a volume.
 
 use crate::logs::reader::Follower;
 use crate::reconciler::Reconciler;
@@ -86,6 +86,13 @@ impl Services {
             Ok(Some(Request::Exec(cmd))) => return self.exec(cmd, send).await,
             Ok(Some(Request::Disown { id })) => match self.reconciler.disown(&id).await {
                 Ok(removal_at_ms) => Response::Disowned { id, removal_at_ms },
+                Err(e) => error(e),
+            },
+            Ok(Some(Request::Volume(spec))) => match self.reconciler.volume(&spec).await {
+                Ok(used_bytes) => Response::Volume {
+                    id: spec.id,
+                    used_bytes,
+                },
                 Err(e) => error(e),
             },
             Ok(None) => return,

@@ -26,5 +26,6 @@ pub fn spec(id: &str, desired: DesiredState, ingress: &[(u16, u16)]) -> Containe
         runtime: Default::default(),
         restart_policy: Default::default(),
         health_check: None,
+        volumes: vec![],
     }
 }

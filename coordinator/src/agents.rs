@@ -76,6 +76,9 @@ async fn work(
                 if let Err(e) = containers.place_pending().await {
                     tracing::error!(error = %e, "placing pending containers failed; retrying later");
                 }
+                if let Err(e) = containers.sync_volumes(&key).await {
+                    tracing::error!(host = %key, error = %e, "volumes not told to the host; its next connection retries");
+                }
             }
             AgentEvent::Heartbeat { host, inventory } => {
                 let key = host.host_key.clone();

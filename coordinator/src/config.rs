@@ -196,6 +196,8 @@ pub struct AuthConfig {
 pub struct Limits {
     pub max_containers: u64,
     pub max_ssh_keys: u64,
+    /// Volumes per user; each volume's size counts against `max_total_storage_gb`.
+    pub max_volumes: u64,
     pub default_memory_mb: u64,
     pub default_storage_gb: u64,
     pub min_memory_mb: u64,
@@ -213,6 +215,7 @@ impl Default for Limits {
         Limits {
             max_containers: 3,
             max_ssh_keys: 10,
+            max_volumes: 5,
             default_memory_mb: 512,
             default_storage_gb: 5,
             min_memory_mb: 64,

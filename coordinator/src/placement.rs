@@ -19,7 +19,8 @@ pub struct Candidate<'a> {
 
 #[derive(Debug, Clone)]
 pub struct Demand {
-    pub arch: Arch,
+    /// `None`: any (a volume).
+    pub arch: Option<Arch>,
     pub need: Resources,
     pub region: Option<String>,
     pub host_key: Option<String>,
@@ -71,12 +72,13 @@ pub fn place<'h, 'a>(
             d.runtime.as_str()
         ));
     }
-    eligible.retain(|h| h.arch == d.arch);
-    if eligible.is_empty() {
-        return Err(format!(
-            "no connected host with arch {} for this instance type",
-            d.arch
-        ));
+    if let Some(arch) = d.arch {
+        eligible.retain(|h| h.arch == arch);
+        if eligible.is_empty() {
+            return Err(format!(
+                "no connected host with arch {arch} for this instance type"
+            ));
+        }
     }
     eligible
         .into_iter()
@@ -91,7 +93,10 @@ pub fn place<'h, 'a>(
         .ok_or_else(|| {
             format!(
                 "no {} host has room for {} mCPU, {} MB memory and {} GB disk",
-                d.arch, d.need.cpu_millis, d.need.memory_mb, d.need.disk_gb
+                d.arch.map_or("connected".to_string(), |a| a.to_string()),
+                d.need.cpu_millis,
+                d.need.memory_mb,
+                d.need.disk_gb
             )
         })
 }
@@ -128,7 +133,7 @@ mod tests {
 
     fn demand(arch: Arch) -> Demand {
         Demand {
-            arch,
+            arch: Some(arch),
             need: Resources {
                 cpu_millis: 1000,
                 memory_mb: 512,

@@ -94,6 +94,9 @@ pub struct Container {
     /// `starting`, `healthy` or `unhealthy` while it runs with a health check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::upkeep::Health>,
+    /// The volumes it mounts.
+    #[serde(default)]
+    pub volumes: Vec<crate::volumes::VolumeRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +126,10 @@ pub struct CreateContainer {
     pub runtime: crate::runtimes::Runtime,
     pub restart_policy: crate::upkeep::RestartPolicy,
     pub health_check: Option<crate::upkeep::HealthCheck>,
+    /// Volumes to mount, each `{volume_id, mount_path}`.
+    pub volumes: Vec<crate::volumes::VolumeRef>,
+    /// Volumes to mount at `/mnt/<volume name>` (seed `004`).
+    pub volume_ids: Vec<String>,
 }
 
 /// An ingress rule (seed `001`): external `port` on the container's host → `target_port`.

@@ -13,6 +13,7 @@ use crate::api::ContainerStatus;
 use crate::catalog::Arch;
 pub use crate::runtimes::Runtime;
 use crate::upkeep::{Health, HealthCheck, RestartPolicy};
+use crate::volumes::{VolumeMount, VolumeSpec};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -69,6 +70,9 @@ pub struct ContainerSpec {
     /// The agent's probe of the running container (changing it re-creates nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// Volumes of this host it mounts, each made (or grown) before it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeMount>,
 }
 
 fn runc_only() -> Vec<Runtime> {
@@ -330,6 +334,10 @@ pub enum Request {
     Disown {
         id: String,
     },
+    /// Makes the volume (or grows it, when no running container mounts it), or removes it
+    /// with its data (`deleted`; refused while a container of this host mounts it). Answer:
+    /// [`Response::Volume`].
+    Volume(VolumeSpec),
 }
 
 /// A command for [`Request::Exec`]: argv, extra environment, all of stdin, and bounds.
@@ -399,6 +407,11 @@ pub enum Response {
     Disowned {
         id: String,
         removal_at_ms: Option<u64>,
+    },
+    /// The volume is as asked: on the host with `used_bytes` in use (`None` once removed).
+    Volume {
+        id: String,
+        used_bytes: Option<u64>,
     },
     Error {
         message: String,
@@ -523,6 +536,11 @@ mod tests {
                 failures: 2,
                 grace: std::time::Duration::ZERO,
             }),
+            volumes: vec![VolumeMount {
+                id: "volab12cd34".into(),
+                mount_path: "/data".into(),
+                size_gb: 2,
+            }],
         });
         write_frame(&mut a, &msg).await.expect("write");
         drop(a);

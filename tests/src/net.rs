@@ -1,16 +1,48 @@
 //! Ports and networks of the test clusters: free loopback ports, a bridge and a /24 of its own
 //! for each test agent, and the cleanup of what CNI left behind for a killed agent.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
+use std::fs::File;
 use std::net::{TcpListener, UdpSocket};
 use std::process::Command;
+use std::sync::Mutex;
+
+/// Test ports come from below the kernel's ephemeral range (32768 and up), so no outgoing
+/// connection (a client, a database pool) can be given one between the pick and the bind.
+const PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// Lock files of the ports this process picked, held for its life: parallel test processes
+/// never pick the same port, and a killed one's locks go with it.
+static HELD: Mutex<Vec<File>> = Mutex::new(Vec::new());
+
+fn reserve(bindable: impl Fn(u16) -> bool) -> Result<u16> {
+    use rand::Rng;
+    let dir = std::env::temp_dir().join("berth-test-ports");
+    std::fs::create_dir_all(&dir)?;
+    let span = PORTS.end - PORTS.start;
+    let first = rand::rng().random_range(0..span);
+    for i in 0..span {
+        let port = PORTS.start + (first + i) % span;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))?;
+        if lock.try_lock().is_err() || !bindable(port) {
+            continue;
+        }
+        HELD.lock().unwrap_or_else(|p| p.into_inner()).push(lock);
+        return Ok(port);
+    }
+    bail!("no free test port in {PORTS:?}")
+}
 
 pub fn free_tcp_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    reserve(|p| TcpListener::bind(("127.0.0.1", p)).is_ok())
 }
 
 pub(crate) fn free_udp_port() -> Result<u16> {
-    Ok(UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+    reserve(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok())
 }
 
 /// A bridge and a /24 of its own for each test agent, so parallel tests never share one.

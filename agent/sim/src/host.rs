@@ -203,6 +203,11 @@ impl SimHost {
                     .map(|_| berth_shared::time::now_unix().0 * 1000),
                 id,
             },
+            // A simulated host keeps no data: a volume is there (empty) until it is removed.
+            Ok(Some(Request::Volume(v))) => Response::Volume {
+                used_bytes: (!v.deleted).then_some(0),
+                id: v.id,
+            },
             Ok(None) => return,
             Err(e) => Response::Error {
                 message: e.to_string(),

@@ -1,5 +1,6 @@
 //! What a container is made of on this host, made from its spec and removed again: the image
-//! (pulled first when missing and a registry is configured), the volumes, the network
+//! (pulled first when missing and a registry is configured), the volumes (its own and the
+//! user's volumes it mounts), the network
 //! namespace, the OCI spec, the snapshot, the containerd container with the labels that mark
 //! it the agent's, its task with the log driver — and the log. [`spec_hash`] says which spec
 //! changes need the container made again. A gVisor container is made the same way, with the
@@ -24,10 +25,14 @@ pub(super) fn spec_hash(s: &ContainerSpec) -> String {
         s.env,
         s.boot
     ]);
-    // Only when not runc, so that runc containers keep the hash they had before runtimes.
-    if s.runtime != Runtime::Runc {
-        if let Some(k) = key.as_array_mut() {
+    // Only when not runc, so that runc containers keep the hash they had before runtimes
+    // (and containers without volumes the one they had before volumes).
+    if let Some(k) = key.as_array_mut() {
+        if s.runtime != Runtime::Runc {
             k.push(s.runtime.as_str().into());
+        }
+        if !s.volumes.is_empty() {
+            k.push(serde_json::json!(s.volumes));
         }
     }
     let d = digest::digest(&digest::SHA256, key.to_string().as_bytes());
@@ -76,9 +81,10 @@ impl Reconciler {
             }
             None => None,
         };
-        let vols = self
+        let mut vols = self
             .volumes
             .ensure(id, &spec.mount_paths, spec.storage_gb)?;
+        vols.extend(self.user_volumes(spec).await?);
         let vols: Vec<oci::Volume> = vols
             .iter()
             .map(|(h, t)| oci::Volume { host: h, target: t })

@@ -174,6 +174,7 @@ mod tests {
             runtime: Default::default(),
             restart_policy: Default::default(),
             health_check: None,
+            volumes: vec![],
         }
     }
 

@@ -2,6 +2,10 @@
 //! `<data_dir>/volumes/<id>/`, which is the container's own ext4 filesystem ([`disk`]) of
 //! `storage_gb`. Host paths are built from the container id (validated) and an escaped form of
 //! the mount path, never from anything that could name another place.
+//!
+//! Users' volumes (resources of their own, outliving containers) are filesystems of the same
+//! kind under `<data_dir>/user-volumes/<volume id>`, their data in its `data/` directory;
+//! only an explicit delete removes one.
 
 pub mod disk;
 
@@ -16,6 +20,10 @@ pub enum VolumeError {
     },
     #[error("container id {0:?} is not a Berth id")]
     BadId(String),
+    #[error("{0:?} is not a volume id")]
+    BadVolumeId(String),
+    #[error("volume {volume} is mounted by container {container} on this host")]
+    InUse { volume: String, container: String },
     #[error("volume: {what} failed: {detail}")]
     Command { what: &'static str, detail: String },
 }
@@ -23,6 +31,8 @@ pub enum VolumeError {
 #[derive(Debug, Clone)]
 pub struct Volumes {
     root: PathBuf,
+    /// Users' volumes.
+    users: PathBuf,
 }
 
 /// `/var/data` → `var%2Fdata`: one flat, reversible directory name per mount path.
@@ -37,6 +47,46 @@ impl Volumes {
     pub fn new(data_dir: &Path) -> Volumes {
         Volumes {
             root: data_dir.join("volumes"),
+            users: data_dir.join("user-volumes"),
+        }
+    }
+
+    /// `(image, mount point)` of user volume `vid`.
+    fn user_paths(&self, vid: &str) -> Result<(PathBuf, PathBuf), VolumeError> {
+        if !berth_shared::volumes::is_volume_id(vid) {
+            return Err(VolumeError::BadVolumeId(vid.to_string()));
+        }
+        Ok((self.users.join(format!("{vid}.ext4")), self.users.join(vid)))
+    }
+
+    /// Makes user volume `vid` (or grows it to `size_gb`, which needs no container to hold
+    /// it) and mounts it on the host; returns the directory containers mount.
+    pub fn ensure_user(&self, vid: &str, size_gb: u64) -> Result<PathBuf, VolumeError> {
+        let (img, dir) = self.user_paths(vid)?;
+        disk::ensure(&img, &dir, size_gb)?;
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).map_err(|source| VolumeError::Io {
+            path: data.display().to_string(),
+            source,
+        })?;
+        Ok(data)
+    }
+
+    /// Bytes in use on user volume `vid`, while it is mounted here.
+    pub fn user_used_bytes(&self, vid: &str) -> Option<u64> {
+        disk::used_bytes(&self.user_paths(vid).ok()?.1)
+    }
+
+    /// Removes user volume `vid` and its data. Missing is fine.
+    pub fn remove_user(&self, vid: &str) -> Result<(), VolumeError> {
+        let (img, dir) = self.user_paths(vid)?;
+        disk::remove(&img, &dir)?;
+        match std::fs::remove_dir(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(VolumeError::Io {
+                path: dir.display().to_string(),
+                source: e,
+            }),
+            _ => Ok(()),
         }
     }
 

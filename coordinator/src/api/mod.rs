@@ -16,6 +16,7 @@ mod live;
 pub(crate) mod page;
 pub mod route;
 mod settings;
+mod volumes;
 
 pub use account::OPENAPI;
 pub use route::{Action, Route, Scope};
@@ -30,11 +31,12 @@ use warp::Filter;
 #[rustfmt::skip]
 pub fn table() -> Vec<Route> {
     use Action::{Create, Delete, Read, Update};
-    use Scope::{Admin, Container, Containers, Enroll, Keys, Public, User};
+    use Scope::{Admin, Container, Containers, Enroll, Keys, Public, User, Volumes};
     const GET: Method = Method::GET;
     const POST: Method = Method::POST;
     const PUT: Method = Method::PUT;
     const ONE: &str = "/compute/containers/{id}";
+    const VOL: &str = "/compute/volumes/{volume_id}";
     vec![
         Route::new(GET, "/healthz", Public, plain(account::health)),
         Route::new(GET, "/compute/openapi.json", Public, plain(account::openapi)),
@@ -55,6 +57,9 @@ pub fn table() -> Vec<Route> {
         Route::new(GET, "/compute/containers/{id}/ingress", Container(Read), plain(settings::ingress)),
         Route::new(POST, "/compute/containers/{id}/ingress", Container(Update), body(settings::add_ingress)),
         Route::new(Method::DELETE, "/compute/containers/{id}/ingress/{port}", Container(Update), plain(settings::delete_ingress)),
+        Route::new(GET, "/compute/containers/{id}/volumes", Container(Read), plain(volumes::of_container)),
+        Route::new(POST, "/compute/containers/{id}/volumes", Container(Update), body(volumes::attach)),
+        Route::new(Method::DELETE, "/compute/containers/{id}/volumes/{volume_id}", Container(Update), plain(volumes::detach)),
         Route::new(GET, "/compute/containers/{id}/logs", Container(Read), plain(inside::logs)).websocket(),
         Route::new(GET, "/compute/containers/{id}/terminal", Container(Update), plain(inside::terminal)).websocket(),
         Route::new(GET, "/compute/containers/{id}/metrics", Container(Read), plain(inside::metrics)),
@@ -62,6 +67,11 @@ pub fn table() -> Vec<Route> {
         Route::new(GET, "/compute/ws", User(Read), plain(live::status)).websocket(),
         Route::new(GET, "/compute/images", Containers(Read), plain(account::images)),
         Route::new(GET, "/compute/quota", Containers(Read), plain(account::quota)),
+        Route::new(GET, "/compute/volumes", Volumes(Read), plain(volumes::list)),
+        Route::new(POST, "/compute/volumes", Volumes(Create), body(volumes::create)),
+        Route::new(GET, VOL, Volumes(Read), plain(volumes::get)),
+        Route::new(Method::PATCH, VOL, Volumes(Update), body(volumes::patch)),
+        Route::new(Method::DELETE, VOL, Volumes(Delete), plain(volumes::delete)),
         Route::new(GET, "/compute/ssh-keys", Keys(Read), plain(keys::list)),
         Route::new(POST, "/compute/ssh-keys", Keys(Create), body(keys::create)),
         Route::new(Method::DELETE, "/compute/ssh-keys/{key_id}", Keys(Delete), plain(keys::delete)),

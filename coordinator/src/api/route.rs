@@ -47,6 +47,9 @@ pub enum Scope {
     Container(Action),
     /// `compute.<uid>.keys`.
     Keys(Action),
+    /// `compute.<uid>.volumes`; a volume not the caller's is `404` (the handler's lookup is
+    /// by owner).
+    Volumes(Action),
     /// Operators (`compute.admin`); to anyone else the route does not exist (`404`).
     Admin,
 }
@@ -59,6 +62,7 @@ impl Scope {
             Scope::Containers(a) => Some((format!("compute.{uid}.containers"), a)),
             Scope::Container(a) => Some((format!("compute.{uid}.containers.{id}"), a)),
             Scope::Keys(a) => Some((format!("compute.{uid}.keys"), a)),
+            Scope::Volumes(a) => Some((format!("compute.{uid}.volumes"), a)),
             Scope::Public | Scope::Enroll | Scope::Admin => None,
         }
     }
@@ -71,9 +75,11 @@ impl Scope {
     /// Whether the route changes something (a read-only token must not reach it).
     pub fn writes(self) -> bool {
         match self {
-            Scope::User(a) | Scope::Containers(a) | Scope::Container(a) | Scope::Keys(a) => {
-                a != Action::Read
-            }
+            Scope::User(a)
+            | Scope::Containers(a)
+            | Scope::Container(a)
+            | Scope::Keys(a)
+            | Scope::Volumes(a) => a != Action::Read,
             Scope::Admin | Scope::Enroll => true,
             Scope::Public => false,
         }

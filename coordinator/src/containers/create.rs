@@ -1,5 +1,5 @@
-//! Create: validate, check keys and image, quota and name under the quota lock, place
-//! through the fleet, persist, answer, dispatch. And placing what found no host yet.
+//! Create: validate, check keys and image, quota, name and volumes under the quota lock,
+//! place through the fleet (on the volumes' host), persist, answer, dispatch. And placing what found no host yet.
 
 use super::Containers;
 use crate::error::Error;
@@ -142,8 +142,29 @@ impl Containers {
             health_check: req.health_check.take(),
             health: None,
             restarts: Default::default(),
+            volumes: Vec::new(),
         };
-        self.check_totals(&mine, None, rec.resources())?;
+        let (volumes, volume_host) = self
+            .resolve_volumes(
+                user,
+                std::mem::take(&mut req.volumes),
+                std::mem::take(&mut req.volume_ids),
+                &rec.mount_paths,
+            )
+            .await?;
+        if let Some(h) = volume_host {
+            // A container is placed on its volumes' host.
+            if rec.requested_host_key.as_ref().is_some_and(|k| *k != h) {
+                return Err(Error::invalid(
+                    "host_key",
+                    format!("the volumes are on host {h}: the container must be placed there"),
+                ));
+            }
+            rec.requested_host_key = Some(h);
+        }
+        rec.volumes = volumes;
+        let volumes_gb = api_disk(self.volumes_gb(user).await?);
+        self.check_totals(&mine, None, rec.resources().plus(volumes_gb))?;
         if self.store.container_named(user, &rec.name).await?.is_some() {
             return Err(Error::Conflict(format!(
                 "you already have a container named {:?}",
@@ -189,7 +210,7 @@ impl Containers {
             return Ok(());
         };
         let demand = Demand {
-            arch: itype.arch,
+            arch: Some(itype.arch),
             need: rec.resources(),
             region: rec.requested_region.clone(),
             host_key: rec.requested_host_key.clone(),
@@ -240,5 +261,13 @@ impl Containers {
             }
         }
         Ok(())
+    }
+}
+
+/// `gb` of disk, as a total's share.
+fn api_disk(gb: u64) -> berth_shared::protocol::Resources {
+    berth_shared::protocol::Resources {
+        disk_gb: gb,
+        ..Default::default()
     }
 }

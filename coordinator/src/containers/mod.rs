@@ -1,7 +1,7 @@
 //! The containers service: users' containers from create to delete — validation against
 //! the configured limits, quota, placement through the fleet, persistence, dispatch of specs
-//! to hosts, settings (SSH, mounts, ingress, resize), and the agents' reports that close the
-//! loop. It owns the records' meaning; the store keeps them, the hub carries them.
+//! to hosts, settings (SSH, mounts, ingress, resize), volumes, and the agents' reports that
+//! close the loop. It owns the records' meaning; the store keeps them, the hub carries them.
 
 mod create;
 mod disown;
@@ -12,6 +12,7 @@ mod lifecycle;
 mod quota;
 pub(crate) mod serial;
 mod settings;
+mod volumes;
 mod wait;
 
 pub use wait::WaitFor;
@@ -194,6 +195,7 @@ impl Containers {
             health: r
                 .health
                 .filter(|_| r.health_check.is_some() && r.status == api::ContainerStatus::Running),
+            volumes: r.volumes.clone(),
         }
     }
 
@@ -231,6 +233,7 @@ impl Containers {
             runtime: r.runtime,
             restart_policy: r.restart_policy,
             health_check: r.health_check.clone(),
+            volumes: self.volume_mounts(r).await?,
         })
     }
 

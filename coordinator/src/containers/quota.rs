@@ -1,5 +1,5 @@
-//! Per-user caps: container count (checked at create), and totals of CPU, memory and storage
-//! over the user's containers; `GET /compute/quota` reports usage against every cap.
+//! Per-user caps: container and volume counts (checked at create), and totals of CPU, memory
+//! and storage over the user's containers (and volumes, for storage); `GET /compute/quota` reports usage against every cap.
 
 use super::Containers;
 use crate::error::Error;
@@ -49,7 +49,15 @@ impl Containers {
             .collect();
         let l = &self.limits;
         let keys = self.store.owner_keys(user).await?.len();
-        let used: Resources = mine.iter().map(ContainerRecord::resources).sum();
+        let volumes: Vec<_> = self
+            .store
+            .owner_volumes(user)
+            .await?
+            .into_iter()
+            .filter(|v| region == "*" || v.region.as_deref() == Some(region))
+            .collect();
+        let mut used: Resources = mine.iter().map(ContainerRecord::resources).sum();
+        used.disk_gb += volumes.iter().map(|v| v.size_gb).sum::<u64>();
         let q = |dimension: &str, used: u64, max: u64| QuotaUsage {
             dimension: dimension.into(),
             used: used as f64,
@@ -63,6 +71,7 @@ impl Containers {
                 q("memory_mb", used.memory_mb, l.max_total_memory_mb),
                 q("storage_gb", used.disk_gb, l.max_total_storage_gb),
                 q("ssh_keys", keys as u64, l.max_ssh_keys),
+                q("volumes", volumes.len() as u64, l.max_volumes),
             ],
         })
     }

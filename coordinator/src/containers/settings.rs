@@ -147,7 +147,11 @@ impl Containers {
             disk_gb: p.storage_gb.unwrap_or(current.storage_gb),
         };
         let mine = self.store.owner_containers(&current.owner).await?;
-        self.check_totals(&mine, Some(&current.id), new)?;
+        let volumes = Resources {
+            disk_gb: self.volumes_gb(&current.owner).await?,
+            ..Resources::default()
+        };
+        self.check_totals(&mine, Some(&current.id), new.plus(volumes))?;
         self.fleet.check_room(current, new).await?;
         let mut restarted = false;
         let rec = self

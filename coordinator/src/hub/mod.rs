@@ -206,5 +206,6 @@ fn kind(req: &Request) -> &'static str {
         Request::Metrics { .. } => "metrics",
         Request::Exec(_) => "exec",
         Request::Disown { .. } => "disown",
+        Request::Volume(_) => "volume",
     }
 }

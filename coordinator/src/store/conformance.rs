@@ -3,7 +3,8 @@
 //! across a reopen). Panics on the first broken promise.
 
 use super::{
-    ContainerRecord, HostUsage, IdempotencyRecord, KeyRecord, Store, StoredAnswer, MAX_EVENTS,
+    ContainerRecord, HostUsage, IdempotencyRecord, KeyRecord, Store, StoredAnswer, VolumeRecord,
+    MAX_EVENTS,
 };
 use berth_shared::protocol::{DesiredState, Resources};
 
@@ -46,6 +47,81 @@ pub async fn run(s: &dyn Store) {
     history(s).await;
     keys_cordons_enrollments(s).await;
     idempotency(s).await;
+    volumes(s).await;
+}
+
+/// A volume of `owner` on `host`.
+pub fn volume(id: &str, owner: &str, host: &str, created_at: u64) -> VolumeRecord {
+    VolumeRecord {
+        id: id.into(),
+        owner: owner.into(),
+        name: format!("v-{id}"),
+        size_gb: 2,
+        host_key: host.into(),
+        region: Some("local".into()),
+        ready: false,
+        deleted: false,
+        used_bytes: None,
+        reason: None,
+        created_at,
+    }
+}
+
+fn volume_ids(v: &[VolumeRecord]) -> Vec<&str> {
+    v.iter().map(|r| r.id.as_str()).collect()
+}
+
+async fn volumes(s: &dyn Store) {
+    s.put_volume(volume("volaaaa0002", "dora", "h1", 2))
+        .await
+        .expect("put");
+    s.put_volume(volume("volaaaa0001", "dora", "h2", 1))
+        .await
+        .expect("put");
+    s.put_volume(volume("volaaaa0003", "eve", "h1", 3))
+        .await
+        .expect("put");
+    assert_eq!(
+        volume_ids(&s.owner_volumes("dora").await.expect("owner")),
+        ["volaaaa0001", "volaaaa0002"],
+        "an owner's volumes, oldest first, nobody else's"
+    );
+    assert_eq!(
+        volume_ids(&s.host_volumes("h1").await.expect("host")),
+        ["volaaaa0002", "volaaaa0003"]
+    );
+    assert!(
+        s.volume("eve", "volaaaa0001").await.expect("get").is_none(),
+        "another owner's id finds nothing"
+    );
+    let mut v = s
+        .volume("dora", "volaaaa0002")
+        .await
+        .expect("get")
+        .expect("there");
+    v.size_gb = 9;
+    v.ready = true;
+    s.put_volume(v.clone()).await.expect("update");
+    assert_eq!(s.volume("dora", "volaaaa0002").await.expect("get"), Some(v));
+    assert_eq!(
+        s.host_volumes("h1").await.expect("host").len(),
+        2,
+        "an update is not a second row"
+    );
+    s.remove_volume("dora", "volaaaa0002")
+        .await
+        .expect("remove");
+    s.remove_volume("dora", "volaaaa0002")
+        .await
+        .expect("removing twice is fine");
+    assert_eq!(
+        volume_ids(&s.host_volumes("h1").await.expect("host")),
+        ["volaaaa0003"]
+    );
+    assert_eq!(
+        volume_ids(&s.owner_volumes("dora").await.expect("owner")),
+        ["volaaaa0001"]
+    );
 }
 
 async fn idempotency(s: &dyn Store) {
@@ -342,6 +418,9 @@ pub async fn fill(s: &dyn Store) {
         .await
         .expect("insert");
     s.set_cordoned("h9", true).await.expect("cordon");
+    s.put_volume(volume("volcccc0001", "carol", "h9", 1))
+        .await
+        .expect("volume");
     s.flush().await.expect("flush");
 }
 
@@ -368,5 +447,9 @@ pub async fn check_filled(s: &dyn Store) {
         usage_of(s, "h9").await,
         Some(usage(1)),
         "sums survive a reopen"
+    );
+    assert_eq!(
+        volume_ids(&s.host_volumes("h9").await.expect("v")),
+        ["volcccc0001"]
     );
 }

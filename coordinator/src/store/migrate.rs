@@ -6,6 +6,7 @@
 
 use super::{
     ContainerRecord, EventRecord, IdempotencyRecord, KeyRecord, PgStore, SledStore, StoreError,
+    VolumeRecord,
 };
 use crate::config::StoreConfig;
 use std::path::Path;
@@ -21,6 +22,7 @@ pub struct Export {
     /// `(join token id, host key)`.
     pub enrollments: Vec<(String, String)>,
     pub idempotency: Vec<IdempotencyRecord>,
+    pub volumes: Vec<VolumeRecord>,
     /// The next id to hand out is above this one.
     pub last_id: u64,
 }
@@ -34,6 +36,7 @@ pub struct Counts {
     pub cordoned: usize,
     pub enrollments: usize,
     pub idempotency: usize,
+    pub volumes: usize,
 }
 
 impl Export {
@@ -45,6 +48,7 @@ impl Export {
             cordoned: self.cordoned.len(),
             enrollments: self.enrollments.len(),
             idempotency: self.idempotency.len(),
+            volumes: self.volumes.len(),
         }
     }
 }
@@ -54,13 +58,14 @@ impl std::fmt::Display for Counts {
         write!(
             f,
             "{} containers, {} events, {} SSH keys, {} cordoned hosts, {} redeemed join tokens, \
-             {} idempotency records",
+             {} idempotency records, {} volumes",
             self.containers,
             self.events,
             self.keys,
             self.cordoned,
             self.enrollments,
-            self.idempotency
+            self.idempotency,
+            self.volumes
         )
     }
 }

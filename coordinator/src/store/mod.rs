@@ -1,5 +1,5 @@
 //! The coordinator's durable state behind one interface: users' containers (desired spec +
-//! last known status), their history, SSH keys, cordons and redeemed join tokens.
+//! last known status), their history, volumes, SSH keys, cordons and redeemed join tokens.
 //!
 //! `SledStore` is the embedded backend (the default); `PgStore` keeps the same records in
 //! PostgreSQL, which several coordinators may share. `open` picks one from `[store]`;
@@ -18,7 +18,7 @@ pub use self::postgres::PgStore;
 pub use self::sled::SledStore;
 pub use records::{
     ContainerRecord, EventRecord, IdempotencyRecord, IngressRecord, KeyRecord, StoredAnswer,
-    MAX_EVENTS,
+    VolumeRecord, MAX_EVENTS,
 };
 
 use crate::config::{StoreBackend, StoreConfig};
@@ -51,7 +51,7 @@ pub enum StoreError {
     #[error("the database is at schema version {database}, newer than this coordinator's {ours}: upgrade the coordinator")]
     SchemaNewer { database: i32, ours: i32 },
     /// `store migrate` writes only into an empty database.
-    #[error("the target database is not empty ({rows} containers and keys): migrate into a new database")]
+    #[error("the target database is not empty ({rows} containers, keys and volumes): migrate into a new database")]
     TargetNotEmpty { rows: i64 },
     /// What `store migrate` counted back is not what it read.
     #[error("the database holds {found} after the copy, not the {read} read from sled")]
@@ -216,6 +216,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<'a, Option<KeyRecord>>;
     /// `false` when the owner has no such key.
     fn delete_key<'a>(&'a self, owner: &'a str, id: u64) -> StoreFuture<'a, bool>;
+
+    /// The owner's volume `id` (`None` also when it is another's).
+    fn volume<'a>(&'a self, owner: &'a str, id: &'a str) -> StoreFuture<'a, Option<VolumeRecord>>;
+    /// Stores the volume, new or changed (its owner and host never change).
+    fn put_volume(&self, rec: VolumeRecord) -> StoreFuture<'_, ()>;
+    /// The owner's volumes, oldest first (owner index).
+    fn owner_volumes<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<VolumeRecord>>;
+    /// The volumes on `host`, deleted-but-not-removed ones too (host index).
+    fn host_volumes<'a>(&'a self, host: &'a str) -> StoreFuture<'a, Vec<VolumeRecord>>;
+    fn remove_volume<'a>(&'a self, owner: &'a str, id: &'a str) -> StoreFuture<'a, ()>;
 
     fn set_cordoned<'a>(&'a self, host: &'a str, cordoned: bool) -> StoreFuture<'a, ()>;
     fn cordoned_hosts(&self) -> StoreFuture<'_, BTreeSet<String>>;

@@ -4,6 +4,7 @@
 use berth_shared::api::ContainerStatus;
 use berth_shared::protocol::{DesiredState, Resources, Restarts, Runtime};
 use berth_shared::upkeep::{Health, HealthCheck, RestartPolicy};
+use berth_shared::volumes::VolumeRef;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -63,6 +64,9 @@ pub struct ContainerRecord {
     /// The host's restart history of it (count, last exit).
     #[serde(default)]
     pub restarts: Restarts,
+    /// The owner's volumes it mounts (the one record saying where a volume is attached).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeRef>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +105,27 @@ impl ContainerRecord {
             disk_gb: self.storage_gb,
         }
     }
+}
+
+/// A user's volume: where it lives and how large it is. Which container mounts it is the
+/// containers' records' to say (`ContainerRecord::volumes`), not this one's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeRecord {
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    pub size_gb: u64,
+    /// Set at create, never moved: the volume's data is on this host.
+    pub host_key: String,
+    pub region: Option<String>,
+    /// `false` until the host has made its filesystem.
+    pub ready: bool,
+    /// Deleted by its owner; the record goes once the host has removed the data.
+    pub deleted: bool,
+    pub used_bytes: Option<u64>,
+    /// Why its host could not do what it was last asked.
+    pub reason: Option<String>,
+    pub created_at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

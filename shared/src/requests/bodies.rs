@@ -22,6 +22,8 @@ super::body! {
         runtime: String,
         restart_policy: serde_json::Value,
         health_check: serde_json::Value,
+        volumes: serde_json::Value,
+        volume_ids: Vec<String>,
     }
     /// `PATCH /compute/containers/:id` (seeds `003`/`004`).
     PatchBody {
@@ -53,6 +55,12 @@ super::body! {
     }
     /// `POST /compute/ssh-keys`.
     KeyBody { name: String, public_key: String }
+    /// `POST /compute/volumes`.
+    VolumeBody { name: String, size_gb: u64, region: String, host_key: String }
+    /// `PATCH /compute/volumes/:volume_id`: rename, grow.
+    VolumePatchBody { name: String, size_gb: u64 }
+    /// `POST /compute/containers/:id/volumes`.
+    AttachBody { volume_id: String, mount_path: String }
     /// `POST /compute/hosts/enroll`: a one-time join token and the agent's own public key.
     EnrollBody { token: String, public_key: String }
 }

@@ -109,6 +109,14 @@ impl Validate for CreateBody {
             },
             None => None,
         };
+        let volumes = c
+            .optional("volumes", self.volumes, "")
+            .map(|v| super::volumes::volumes(c, v, &mount_paths))
+            .unwrap_or_default();
+        let volume_ids = c
+            .optional("volume_ids", self.volume_ids, STRINGS)
+            .map(|ids| super::volumes::volume_ids(c, ids))
+            .unwrap_or_default();
         let mut ssh_key_ids = ssh_key_ids.unwrap_or_default();
         ssh_key_ids.dedup();
         Some(CreateContainer {
@@ -127,6 +135,8 @@ impl Validate for CreateBody {
             runtime,
             restart_policy: restart_policy.flatten().unwrap_or_default(),
             health_check,
+            volumes,
+            volume_ids,
         })
     }
 }

@@ -171,9 +171,11 @@ mod keys;
 #[cfg(test)]
 mod tests;
 mod upkeep;
+mod volumes;
 
 pub use bodies::*;
 pub use change::{Action, Patch, PatchLimits};
 pub use create::SizeLimits;
 pub use exec::{Encoding, Exec, MAX_EXEC_TIMEOUT};
 pub use upkeep::MAX_RETRIES;
+pub use volumes::{check_paths, NewVolume, VolumeLimits, VolumePatch, MAX_CONTAINER_VOLUMES};

@@ -14,7 +14,8 @@ impl PgStore {
         // Nothing may be merged into a live installation's data by mistake.
         let row = tx
             .query_one(
-                "SELECT (SELECT count(*) FROM containers) + (SELECT count(*) FROM ssh_keys)",
+                "SELECT (SELECT count(*) FROM containers) + (SELECT count(*) FROM ssh_keys)
+                      + (SELECT count(*) FROM volumes)",
                 &[],
             )
             .await?;
@@ -64,6 +65,14 @@ impl PgStore {
             )
             .await?;
         }
+        for v in &export.volumes {
+            let (at, body) = (i64_of(v.created_at), encode(&v.id, v)?);
+            tx.execute(
+                "INSERT INTO volumes (owner, id, host, created_at, record) VALUES ($1, $2, $3, $4, $5::text::jsonb)",
+                &[&v.owner, &v.id, &v.host_key, &at, &body],
+            )
+            .await?;
+        }
         // Sequences continue above everything sled handed out.
         let last_key = export.keys.iter().map(|k| k.id).max().unwrap_or(0);
         let last_id = i64_of(export.last_id.max(last_key) + 1);
@@ -82,7 +91,8 @@ impl PgStore {
             .query_one(
                 "SELECT (SELECT count(*) FROM containers), (SELECT count(*) FROM events),
                         (SELECT count(*) FROM ssh_keys), (SELECT count(*) FROM cordoned_hosts),
-                        (SELECT count(*) FROM enrollments), (SELECT count(*) FROM idempotency)",
+                        (SELECT count(*) FROM enrollments), (SELECT count(*) FROM idempotency),
+                        (SELECT count(*) FROM volumes)",
                 &[],
             )
             .await?;
@@ -96,6 +106,7 @@ impl PgStore {
             cordoned: n(3)?,
             enrollments: n(4)?,
             idempotency: n(5)?,
+            volumes: n(6)?,
         })
     }
 }

@@ -1,4 +1,4 @@
-//! The PostgreSQL backend: the same records as the sled store, one row each (the record as
+//! The PostgreSQL backend: the same records as the sled store (volumes in `volumes`), one row each (the record as
 //! `jsonb` beside the columns the indexes need), for several coordinators sharing one
 //! database. Every write is one transaction with the rows it reads locked (`FOR UPDATE`),
 //! committed before the call returns, so an answer the API gave is durable and two
@@ -12,10 +12,11 @@ mod import;
 mod locks;
 mod schema;
 mod tables;
+mod volumes;
 
 use super::{
     ClusterLock, ContainerRecord, Edit, EventRecord, HostUsage, IdempotencyRecord, KeyRecord,
-    Store, StoreError, StoreFuture,
+    Store, StoreError, StoreFuture, VolumeRecord,
 };
 use crate::config::StoreConfig;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -253,6 +254,26 @@ impl Store for PgStore {
 
     fn delete_key<'a>(&'a self, owner: &'a str, id: u64) -> StoreFuture<'a, bool> {
         Box::pin(self.bounded(move || self.drop_key(owner, id)))
+    }
+
+    fn volume<'a>(&'a self, owner: &'a str, id: &'a str) -> StoreFuture<'a, Option<VolumeRecord>> {
+        Box::pin(self.bounded(move || self.volume_row(owner, id)))
+    }
+
+    fn put_volume(&self, rec: VolumeRecord) -> StoreFuture<'_, ()> {
+        Box::pin(async move { self.bounded(|| self.store_volume(&rec)).await })
+    }
+
+    fn owner_volumes<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<VolumeRecord>> {
+        Box::pin(self.bounded(move || self.volumes_of(owner)))
+    }
+
+    fn host_volumes<'a>(&'a self, host: &'a str) -> StoreFuture<'a, Vec<VolumeRecord>> {
+        Box::pin(self.bounded(move || self.volumes_on(host)))
+    }
+
+    fn remove_volume<'a>(&'a self, owner: &'a str, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(self.bounded(move || self.drop_volume(owner, id)))
     }
 
     fn set_cordoned<'a>(&'a self, host: &'a str, cordoned: bool) -> StoreFuture<'a, ()> {

@@ -89,6 +89,22 @@ CREATE TABLE changes (
 CREATE INDEX changes_by_age ON changes (at);
 "#,
     ),
+    (
+        3,
+        "volumes",
+        r#"
+-- Users' volumes; which container mounts one is in the containers' records.
+CREATE TABLE volumes (
+    owner       text NOT NULL,
+    id          text NOT NULL,
+    host        text NOT NULL,
+    created_at  bigint NOT NULL,
+    record      jsonb NOT NULL,
+    PRIMARY KEY (owner, id)
+);
+CREATE INDEX volumes_by_host ON volumes (host, id);
+"#,
+    ),
 ];
 
 /// Brings the database to the newest schema; returns the version it is at.

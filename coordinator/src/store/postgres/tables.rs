@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use tokio_postgres::error::SqlState;
 
 impl PgStore {
-    async fn run(
+    pub(super) async fn run(
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
@@ -21,7 +21,7 @@ impl PgStore {
         Ok(client.execute(&stmt, params).await?)
     }
 
-    async fn rows(
+    pub(super) async fn rows(
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],

@@ -11,6 +11,7 @@ impl SledStore {
             containers: self.scan_containers(self.containers.iter())?,
             keys: decode_all(self.keys.iter())?,
             idempotency: decode_all(self.idempotency.iter())?,
+            volumes: decode_all(self.volumes.iter())?,
             last_id: self.db.generate_id()?,
             ..Export::default()
         };

@@ -5,11 +5,12 @@
 mod export;
 #[cfg(test)]
 mod killed;
+mod volumes;
 
 use super::MAX_EVENTS;
 use super::{
     ClusterLock, ContainerRecord, Edit, EventRecord, HostUsage, IdempotencyRecord, KeyRecord,
-    Store, StoreError, StoreFuture,
+    Store, StoreError, StoreFuture, VolumeRecord,
 };
 use berth_service::records::{decode, decode_all, encode, get};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -38,6 +39,10 @@ pub struct SledStore {
     enrollments: sled::Tree,
     /// `owner \0 key` → `IdempotencyRecord`.
     idempotency: sled::Tree,
+    /// `owner \0 id` → `VolumeRecord`.
+    volumes: sled::Tree,
+    /// `host \0 id` → the volume's key.
+    volumes_by_host: sled::Tree,
     /// Per-host sums of the records, kept in memory: built at open, moved by every committed
     /// write of a record.
     usage: Arc<Mutex<Arc<HashMap<String, HostUsage>>>>,
@@ -133,6 +138,8 @@ impl SledStore {
             cordoned: db.open_tree("cordoned_hosts")?,
             enrollments: db.open_tree("enrollments")?,
             idempotency: db.open_tree("idempotency")?,
+            volumes: db.open_tree("volumes")?,
+            volumes_by_host: db.open_tree("volumes_by_host")?,
             usage: Arc::default(),
             flusher: Arc::default(),
             db,
@@ -457,6 +464,26 @@ impl Store for SledStore {
                 }),
             )
         })
+    }
+
+    fn volume<'a>(&'a self, owner: &'a str, id: &'a str) -> StoreFuture<'a, Option<VolumeRecord>> {
+        Box::pin(async move { self.volume_sync(owner, id) })
+    }
+
+    fn put_volume(&self, rec: VolumeRecord) -> StoreFuture<'_, ()> {
+        Box::pin(async move { self.put_volume_sync(&rec) })
+    }
+
+    fn owner_volumes<'a>(&'a self, owner: &'a str) -> StoreFuture<'a, Vec<VolumeRecord>> {
+        Box::pin(async move { self.owner_volumes_sync(owner) })
+    }
+
+    fn host_volumes<'a>(&'a self, host: &'a str) -> StoreFuture<'a, Vec<VolumeRecord>> {
+        Box::pin(async move { self.host_volumes_sync(host) })
+    }
+
+    fn remove_volume<'a>(&'a self, owner: &'a str, id: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move { self.remove_volume_sync(owner, id) })
     }
 
     fn set_cordoned<'a>(&'a self, host: &'a str, cordoned: bool) -> StoreFuture<'a, ()> {
