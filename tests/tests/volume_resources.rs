@@ -15,6 +15,19 @@ async fn volume(u: &berth_tests::User, id: &str) -> Result<Value> {
         .await
 }
 
+/// A new 1 GiB volume of `u`'s named `name`: its id and its JSON.
+async fn new_volume(u: &berth_tests::User, name: &str) -> Result<(String, Value)> {
+    let v = u
+        .expect(
+            201,
+            "POST",
+            "/compute/volumes",
+            Some(json!({"name": name, "size_gb": 1})),
+        )
+        .await?;
+    Ok((v["id"].as_str().context("volume id")?.to_string(), v))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_volume_outlives_its_container_and_is_one_containers_at_a_time() -> Result<()> {
     let c = Cluster::start().await?;
@@ -22,15 +35,7 @@ async fn a_volume_outlives_its_container_and_is_one_containers_at_a_time() -> Re
     let alice = c.user("alice")?;
     let key = alice.add_key("laptop").await?;
 
-    let v = alice
-        .expect(
-            201,
-            "POST",
-            "/compute/volumes",
-            Some(json!({"name": "pgdata", "size_gb": 1})),
-        )
-        .await?;
-    let vid = v["id"].as_str().context("volume id")?.to_string();
+    let (vid, v) = new_volume(&alice, "pgdata").await?;
     let vp = format!("/compute/volumes/{vid}");
     assert_eq!(v["size_gb"], 1, "{v}");
     c.eventually(WAIT, "volume available", || async {
@@ -117,14 +122,7 @@ async fn a_volume_outlives_its_container_and_is_one_containers_at_a_time() -> Re
         (Some(2), Some("pg"))
     );
     c.eventually(WAIT, "re-created on 2 GiB", || async {
-        let df = containerd::exec(&ns, &b, "df -k /mnt/pgdata | tail -1").unwrap_or_default();
-        let kb: u64 = df
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("0")
-            .parse()
-            .unwrap_or(0);
-        Ok(kb > 1_900_000 && std::fs::metadata(&img)?.len() == 2 << 30)
+        Ok(df_kb(&ns, &b, "/mnt/pgdata") > 1_900_000 && std::fs::metadata(&img)?.len() == 2 << 30)
     })
     .await?;
     assert_eq!(
@@ -278,5 +276,83 @@ async fn a_volume_outlives_its_container_and_is_one_containers_at_a_time() -> Re
     .await?;
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
     assert!(!mounts.contains(&vid), "a mount of {vid} is left");
+    Ok(())
+}
+
+fn df_kb(ns: &str, id: &str, path: &str) -> u64 {
+    containerd::exec(ns, id, &format!("df -k {path} | tail -1"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .nth(1)
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The agent killed with SIGKILL while a container runs on a volume, the volume grown while
+/// the agent is away: the task and its data survive the kill, and the restarted agent
+/// re-creates the container on the grown filesystem with the data kept — one copy of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_volume_and_its_container_survive_an_agent_kill_and_grow_when_it_is_back() -> Result<()> {
+    let mut c = Cluster::start().await?;
+    let ns = c.namespace.clone();
+    let alice = c.user("alice")?;
+    let key = alice.add_key("laptop").await?;
+    let (vid, _) = new_volume(&alice, "state").await?;
+    let mounts = json!([{"volume_id": vid, "mount_path": "/state"}]);
+    let a = c
+        .running_container(
+            &alice,
+            json!({"name": "app", "ssh_key_ids": [key], "volumes": mounts}),
+        )
+        .await?;
+    containerd::exec(&ns, &a, "echo before > /state/marker")?;
+    let (pid, _) = containerd::task(&ns, &a)?.context("task")?;
+
+    c.kill_agent()?;
+    assert_eq!(
+        containerd::task(&ns, &a)?,
+        Some((pid, "RUNNING".to_string())),
+        "the task survived the agent"
+    );
+    containerd::exec(&ns, &a, "echo during >> /state/marker")?;
+    let grown = alice
+        .expect(
+            200,
+            "PATCH",
+            &format!("/compute/volumes/{vid}"),
+            Some(json!({"size_gb": 2})),
+        )
+        .await?;
+    assert_eq!(grown["size_gb"], 2, "{grown}");
+
+    c.start_agent().await?;
+    c.wait_agents(1).await?;
+    c.eventually(WAIT, "re-created on 2 GiB and running", || async {
+        Ok(alice.container(&a).await?["status"] == "running"
+            && df_kb(&ns, &a, "/state") > 1_900_000)
+    })
+    .await?;
+    assert_eq!(
+        containerd::exec(&ns, &a, "cat /state/marker")?,
+        "before\nduring\n",
+        "written before and while the agent was away"
+    );
+    assert_eq!(containerd::containers(&ns)?, vec![a.clone()], "one copy");
+    let v = volume(&alice, &vid).await?;
+    assert_eq!(
+        (v["status"].as_str(), v["size_gb"].as_u64()),
+        (Some("attached"), Some(2)),
+        "{v}"
+    );
+    alice
+        .expect(200, "DELETE", &format!("/compute/containers/{a}"), None)
+        .await?;
+    c.eventually(WAIT, "kept and available", || async {
+        Ok(volume(&alice, &vid).await?["status"] == "available")
+    })
+    .await?;
+    alice
+        .expect(200, "DELETE", &format!("/compute/volumes/{vid}"), None)
+        .await?;
     Ok(())
 }

@@ -24,6 +24,8 @@ pub enum VolumeError {
     BadVolumeId(String),
     #[error("volume {volume} is mounted by container {container} on this host")]
     InUse { volume: String, container: String },
+    #[error("volume image {0} is still mounted by a container; it grows when that container is next made")]
+    Busy(String),
     #[error("volume: {what} failed: {detail}")]
     Command { what: &'static str, detail: String },
 }

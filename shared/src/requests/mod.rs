@@ -141,6 +141,29 @@ impl Check {
         }
     }
 
+    /// Where a container or volume is to go: `(region, host_key)`, each optional.
+    pub fn placement(
+        &mut self,
+        region: Input<String>,
+        host_key: Input<String>,
+    ) -> (Option<String>, Option<String>) {
+        let region = self.optional("region", region, STRING);
+        if region
+            .as_ref()
+            .is_some_and(|r| r.is_empty() || r.len() > 64)
+        {
+            self.errors.add("region", "must be 1 to 64 characters");
+        }
+        let host_key = self.optional("host_key", host_key, STRING);
+        if host_key
+            .as_deref()
+            .is_some_and(|h| !crate::ids::is_host_key(h))
+        {
+            self.errors.add("host_key", "is not a host key");
+        }
+        (region, host_key)
+    }
+
     /// A container name (create and rename).
     pub fn name(&mut self, input: Input<String>, required: bool) -> Option<String> {
         let name = if required {

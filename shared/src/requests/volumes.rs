@@ -48,20 +48,7 @@ impl Validate for VolumeBody {
         let name = name(c, self.name, true);
         let size_gb = c.required("size_gb", self.size_gb, UINT);
         c.range("size_gb", size_gb, l.size_gb);
-        let region = c.optional("region", self.region, STRING);
-        if region
-            .as_ref()
-            .is_some_and(|r| r.is_empty() || r.len() > 64)
-        {
-            c.errors.add("region", "must be 1 to 64 characters");
-        }
-        let host_key = c.optional("host_key", self.host_key, STRING);
-        if host_key
-            .as_deref()
-            .is_some_and(|h| !crate::ids::is_host_key(h))
-        {
-            c.errors.add("host_key", "is not a host key");
-        }
+        let (region, host_key) = c.placement(self.region, self.host_key);
         Some(NewVolume {
             name: name?,
             size_gb: size_gb?,
