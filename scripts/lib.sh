@@ -3,7 +3,8 @@
 
 BERTH_PACKAGES=(containerd runc busybox-static tini protobuf-compiler openssh-client curl jq ca-certificates gcc e2fsprogs mount containernetworking-plugins iptables iproute2)
 # What only the tests need on top: systemd-analyze and Ansible for the rollout checks.
-BERTH_TEST_PACKAGES=(systemd ansible-core ansible-lint docker-registry runsc)
+# Chromium for the web console's browser test.
+BERTH_TEST_PACKAGES=(systemd ansible-core ansible-lint docker-registry runsc chromium)
 BERTH_IMAGE_NAME="berth.local/base:latest"
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
@@ -107,6 +108,27 @@ build_image() {
 # Usage: import_image NAMESPACE FILE.tar
 # Builds the statically linked SFTP server containers get at /.berth/sftp-server (it runs
 # inside them, where the host's shared libraries are not) and prints its path.
+# Node.js and npm for the web console's build (the machine's own, else Debian's).
+ensure_node() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    ensure_packages nodejs npm
+  fi
+}
+
+# Builds the web console (coordinator/console, npm with its lockfile, TypeScript + Vite) into
+# coordinator/console/dist and prints that directory. `npm ci` runs when the lockfile changed.
+build_console() {
+  ensure_node
+  local dir=$PWD/coordinator/console
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+     [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) >&2
+  fi
+  (cd "$dir" && npm run --silent build) >&2
+  [ -f "$dir/dist/index.html" ] || die "the console build wrote no $dir/dist/index.html"
+  echo "$dir/dist"
+}
+
 build_sftp_server() {
   local triple out=target/static
   triple=$(rustc -vV | sed -n 's/^host: //p')

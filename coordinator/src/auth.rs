@@ -54,6 +54,8 @@ pub struct User {
     pub id: String,
     /// `None`: a full user session. `Some`: only what the scopes grant.
     pub scopes: Option<Scopes>,
+    /// The token's `exp` (Unix seconds); 0 for the anonymous caller.
+    pub expires: u64,
 }
 
 impl User {
@@ -83,6 +85,7 @@ impl User {
         User {
             id: String::new(),
             scopes: Some(Scopes::new()),
+            expires: 0,
         }
     }
 }
@@ -244,6 +247,7 @@ impl Authenticator {
             User {
                 id: data.claims.sub,
                 scopes: data.claims.scopes,
+                expires: data.claims.exp,
             },
             data.claims.exp,
         ))
@@ -474,6 +478,7 @@ mod tests {
                 ])
                 .expect("scopes"),
             ),
+            expires: 0,
         };
         assert!(u.allows("compute.alice.containers", "read"));
         assert!(u.allows("compute.alice.containers.abc12345", "read"));
@@ -483,7 +488,8 @@ mod tests {
         assert!(!u.allows("compute.bob.containers", "read"));
         assert!(User {
             id: "a".into(),
-            scopes: None
+            scopes: None,
+            expires: 0,
         }
         .allows("anything", "delete"));
         assert!(parse_scopes(&["nocolon".into()]).is_err());

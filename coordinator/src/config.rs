@@ -27,6 +27,8 @@ pub struct Config {
     pub images: ImagesConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// Prometheus `/metrics`, on its own address (off when `listen` is not set).
@@ -310,6 +312,7 @@ impl ConfigFile for Config {
 
     fn validate(&self) -> Result<(), String> {
         self.catalog.validate().map_err(|e| e.to_string())?;
+        self.console.validate()?;
         let api = &self.api;
         if api.max_connections == 0 || api.max_connections_per_ip == 0 {
             return Err(

@@ -7,7 +7,8 @@
 //! service) → `fleet` (hosts, liveness, placement) → `inside` → `enroll` → `hub` (QUIC
 //! transport only) → `placement` (pure), `events`, `telemetry` (given counters), `auth`,
 //! `pki`, `registry`, `config` → `error` → `store` (the interface and its sled backend).
-//! `http` serves the API and metrics filters on capped listeners.
+//! `http` serves the API and metrics filters on capped listeners; `console` the web
+//! console's static assets beside the API.
 //!
 //! Must not touch: containerd, host paths or anything on a fleet host — agents own their hosts;
 //! the coordinator only sends them desired specs.
@@ -16,6 +17,7 @@ mod agents;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod console;
 mod containers;
 pub mod enroll;
 pub mod error;
@@ -215,7 +217,14 @@ pub async fn start(
         grace,
     ));
     let expiry = tokio::spawn(expire_idempotency(svc.idempotency.clone(), leadership));
-    let routes = api::routes(svc.clone());
+    let api_routes = api::routes(svc.clone());
+    let routes = match &svc.config.console.dir {
+        Some(dir) => {
+            tracing::info!(dir = %dir.display(), "serving the web console at /console/");
+            console::filter(dir).or(api_routes).unify().boxed()
+        }
+        None => api_routes.boxed(),
+    };
     let svc2 = svc.clone();
     let done = tokio::spawn(async move {
         http::serve(listener, routes, header_timeout, shutdown).await;

@@ -36,6 +36,20 @@ async fn every_route_checks_scope_and_owner_before_its_handler() -> Result<()> {
         let m = r.method.as_str();
         let what = format!("{m} {}", r.path);
         let hidden = if r.scope == Scope::Admin { 404 } else { 403 };
+        if r.scope == Scope::Caller {
+            // Any valid token may ask who it is, and is told only that.
+            let (s, b) = c.call(&nothing, m, &path, &json!({})).await?;
+            ensure!(
+                s == 200 && b["user"] == "alice" && b["admin"] == false,
+                "{what} answered {s} {b}"
+            );
+            ensure!(
+                !r.scope.writes() && r.method == reqwest::Method::GET,
+                "{what} writes"
+            );
+            checked += 1;
+            continue;
+        }
 
         let (s, b) = c.call(&nothing, m, &path, &json!({})).await?;
         ensure!(s == hidden, "{what} without its scope answered {s} {b}");

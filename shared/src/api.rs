@@ -246,6 +246,16 @@ pub struct WaitOutcome {
     pub container: Option<Container>,
 }
 
+/// `GET`/`POST /compute/session`: who the token is, for a browser (the console).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub user: String,
+    /// Whether the token grants `compute.admin` (the console shows the hosts).
+    pub admin: bool,
+    /// When the token, and the session cookie with it, expires (RFC 3339).
+    pub expires_at: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusOk {
     pub status: String,

@@ -58,6 +58,24 @@ pub fn sftp_server() -> PathBuf {
         })
 }
 
+/// The built web console (`build_console` in scripts/lib.sh), served by every test
+/// coordinator when it is there.
+pub fn console_dir() -> PathBuf {
+    std::env::var_os("BERTH_CONSOLE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../coordinator/console/dist")
+        })
+}
+
+fn console_section() -> String {
+    let dir = console_dir();
+    match dir.join("index.html").is_file() {
+        true => format!("[console]\ndir = \"{}\"", dir.display()),
+        false => String::new(),
+    }
+}
+
 pub fn image_tar() -> PathBuf {
     std::env::var_os("BERTH_TEST_IMAGE")
         .map(PathBuf::from)
@@ -201,6 +219,7 @@ impl Cluster {
         let (bridge, subnet) = test_network(&id);
         let d = dir.display();
         let store = store_section(&dir, &id, postgres.as_deref())?;
+        let console = console_section();
         std::fs::write(
             dir.join("coordinator.toml"),
             format!(
@@ -234,6 +253,7 @@ instance_types = [
   {{ name = "tiny", arch = "amd64", cpu_cores = 1.0 }},
   {{ name = "small", arch = "amd64", cpu_cores = 2.0 }},
 ]
+{console}
 "#
             ),
         )?;

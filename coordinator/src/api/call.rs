@@ -68,6 +68,8 @@ pub struct Call {
     pub(super) container: Option<ContainerRecord>,
     pub(super) params: Params,
     pub query: HashMap<String, String>,
+    /// The request's headers, for the few handlers that read one (the session cookie's).
+    pub(super) headers: HeaderMap,
     pub ws: Option<Ws>,
     pub(super) body: Option<BodyStream>,
 }

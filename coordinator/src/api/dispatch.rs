@@ -204,6 +204,13 @@ async fn run(
         }
         user
     } else {
+        // No token to steal, but a cross-site page must not sign a browser in (or out) as
+        // someone else, nor enroll hosts: unsafe calls without a token are same-origin too.
+        let unsafe_call = !(req.method == Method::GET || req.method == Method::HEAD);
+        if unsafe_call && !same_origin(&req) {
+            let msg = "a cross-site request cannot call this route".to_string();
+            return Err(Error::Forbidden(msg).into());
+        }
         User::anonymous()
     };
     let id = super::invoke::param(&params, "id").to_string();

@@ -126,6 +126,7 @@ pub(super) async fn serve(
         container,
         params,
         query: req.query,
+        headers: req.headers,
         ws: req.ws,
         body: Some(req.body),
     };

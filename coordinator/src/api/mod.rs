@@ -15,6 +15,7 @@ mod keys;
 mod live;
 pub(crate) mod page;
 pub mod route;
+mod session;
 mod settings;
 mod volumes;
 
@@ -31,7 +32,7 @@ use warp::Filter;
 #[rustfmt::skip]
 pub fn table() -> Vec<Route> {
     use Action::{Create, Delete, Read, Update};
-    use Scope::{Admin, Container, Containers, Enroll, Keys, Public, User, Volumes};
+    use Scope::{Admin, Caller, Container, Containers, Enroll, Keys, Public, User, Volumes};
     const GET: Method = Method::GET;
     const POST: Method = Method::POST;
     const PUT: Method = Method::PUT;
@@ -40,6 +41,9 @@ pub fn table() -> Vec<Route> {
     vec![
         Route::new(GET, "/healthz", Public, plain(account::health)),
         Route::new(GET, "/compute/openapi.json", Public, plain(account::openapi)),
+        Route::new(POST, "/compute/session", Public, body(session::create)),
+        Route::new(GET, "/compute/session", Caller, plain(session::get)),
+        Route::new(Method::DELETE, "/compute/session", Public, plain(session::delete)),
         Route::new(GET, "/compute/containers", Containers(Read), plain(containers::list)),
         Route::new(POST, "/compute/containers", Containers(Create), body(containers::create)),
         Route::new(GET, ONE, Container(Read), plain(containers::get)),

@@ -39,6 +39,8 @@ pub enum Scope {
     Public,
     /// No user token: the body carries a one-time join token.
     Enroll,
+    /// Any valid token, whatever it grants: the caller asking who it is (`/compute/session`).
+    Caller,
     /// `compute.<uid>`: everything of the caller's (the status stream).
     User(Action),
     /// `compute.<uid>.containers`: the caller's containers as a set.
@@ -63,7 +65,7 @@ impl Scope {
             Scope::Container(a) => Some((format!("compute.{uid}.containers.{id}"), a)),
             Scope::Keys(a) => Some((format!("compute.{uid}.keys"), a)),
             Scope::Volumes(a) => Some((format!("compute.{uid}.volumes"), a)),
-            Scope::Public | Scope::Enroll | Scope::Admin => None,
+            Scope::Public | Scope::Enroll | Scope::Admin | Scope::Caller => None,
         }
     }
 
@@ -81,7 +83,7 @@ impl Scope {
             | Scope::Keys(a)
             | Scope::Volumes(a) => a != Action::Read,
             Scope::Admin | Scope::Enroll => true,
-            Scope::Public => false,
+            Scope::Public | Scope::Caller => false,
         }
     }
 }

@@ -63,4 +63,6 @@ super::body! {
     AttachBody { volume_id: String, mount_path: String }
     /// `POST /compute/hosts/enroll`: a one-time join token and the agent's own public key.
     EnrollBody { token: String, public_key: String }
+    /// `POST /compute/session`: the API token a browser signs in with.
+    SessionBody { token: String }
 }

@@ -191,6 +191,7 @@ mod change;
 mod create;
 mod exec;
 mod keys;
+mod session;
 #[cfg(test)]
 mod tests;
 mod upkeep;
