@@ -2,7 +2,7 @@
 //! headless Chromium driven by playwright-core (`coordinator/console/e2e/run.mjs`) signs in,
 //! creates a container and sees it run without a reload, types in its terminal, follows its
 //! logs, stops and deletes it; a second user never sees it; a cross-site form POST with the
-//! session cookie is refused. Screenshots land in `target/console-artifacts/`.
+//! session cookie is refused; an operator cordons a host. Screenshots land in `target/console-artifacts/`.
 //!
 //! Needs the built console (`build_console`), `node` and Debian's `chromium`: scripts/test
 //! provides all three, and this test fails (never skips) without them.
@@ -23,6 +23,8 @@ async fn the_console_drives_a_container_in_a_real_browser() -> Result<()> {
     let alice = c.user("alice")?;
     alice.add_key("laptop").await?;
     let bob = c.user("bob")?;
+    let ops = c.user_with_scope("ops", "compute.admin:*")?;
+    let host_key = c.host_key.clone();
     let console = Path::new(env!("CARGO_MANIFEST_DIR")).join("../coordinator/console");
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/console-artifacts");
     let _ = std::fs::remove_dir_all(&artifacts);
@@ -33,6 +35,8 @@ async fn the_console_drives_a_container_in_a_real_browser() -> Result<()> {
             .env("BERTH_API", &api)
             .env("ALICE_TOKEN", &alice.token)
             .env("BOB_TOKEN", &bob.token)
+            .env("OPS_TOKEN", &ops.token)
+            .env("HOST_KEY", &host_key)
             .env("ARTIFACTS", &artifacts)
             .output()
     })
@@ -49,7 +53,12 @@ async fn the_console_drives_a_container_in_a_real_browser() -> Result<()> {
         "the browser run failed ({}): {stderr}",
         out.status
     );
-    for shot in ["containers.png", "containers-narrow.png", "container.png"] {
+    for shot in [
+        "containers.png",
+        "containers-narrow.png",
+        "container.png",
+        "hosts.png",
+    ] {
         let p = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../target/console-artifacts")
             .join(shot);

@@ -2,16 +2,18 @@
 // against a real coordinator, agent and containerd that `tests/tests/console.rs` started.
 // Exits non-zero, saying which step failed, if anything does. Screenshots go to $ARTIFACTS.
 //
-// Env: BERTH_API, ALICE_TOKEN, BOB_TOKEN, ARTIFACTS, CHROMIUM (default /usr/bin/chromium).
+// Env: BERTH_API, ALICE_TOKEN, BOB_TOKEN, OPS_TOKEN (compute.admin), HOST_KEY, ARTIFACTS,
+// CHROMIUM (default /usr/bin/chromium).
 
 import { chromium } from "playwright-core";
 import http from "node:http";
 import fs from "node:fs";
 
 const api = process.env.BERTH_API;
-const [alice, bob] = [process.env.ALICE_TOKEN, process.env.BOB_TOKEN];
+const [alice, bob, ops] = [process.env.ALICE_TOKEN, process.env.BOB_TOKEN, process.env.OPS_TOKEN];
+const hostKey = process.env.HOST_KEY;
 const artifacts = process.env.ARTIFACTS ?? "target/console-artifacts";
-if (!api || !alice || !bob) throw new Error("BERTH_API, ALICE_TOKEN and BOB_TOKEN are needed");
+if (!api || !alice || !bob || !ops || !hostKey) throw new Error("BERTH_API, ALICE_TOKEN, BOB_TOKEN, OPS_TOKEN and HOST_KEY are needed");
 fs.mkdirSync(artifacts, { recursive: true });
 const WAIT = 90_000;
 
@@ -41,7 +43,7 @@ const browser = await chromium.launch({
 });
 const page_errors = [];
 
-async function signedIn(token, who) {
+async function signedIn(token, who, live = true) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await ctx.newPage();
   page.setDefaultTimeout(WAIT);
@@ -53,7 +55,7 @@ async function signedIn(token, who) {
   await page.keyboard.press("Tab");
   await page.keyboard.press("Enter");
   await page.waitForSelector(`#user:text-is("${who}")`);
-  await page.waitForSelector("#link-state.ok");
+  if (live) await page.waitForSelector("#link-state.ok");
   return { ctx, page };
 }
 
@@ -160,6 +162,21 @@ try {
   await page.click("#sign-out");
   await page.waitForSelector("#f-token");
   if ((await actx.cookies()).some((c) => c.name === "berth_token" && c.value)) throw new Error("cookie kept");
+
+  step("an operator sees the hosts and cordons and uncordons one");
+  if ((await bpage.locator("#nav a", { hasText: "Hosts" }).count()) !== 0) throw new Error("bob is offered the hosts");
+  const { ctx: octx, page: opage } = await signedIn(ops, "ops", false); // an operator-only token has no containers to watch
+  await opage.click("#nav >> text=Hosts");
+  const host = opage.locator(`tr[data-host="${hostKey}"]`);
+  await host.locator("text=connected").waitFor();
+  await host.locator("button", { hasText: "Cordon" }).click();
+  await host.locator("text=(cordoned)").waitFor();
+  const listed = (await call(ops, "GET", "/compute/hosts")).body.hosts.find((x) => x.host_key === hostKey);
+  if (!listed?.cordoned) throw new Error(`the API does not say cordoned: ${JSON.stringify(listed)}`);
+  await opage.screenshot({ path: `${artifacts}/hosts.png`, fullPage: true });
+  await host.locator("button", { hasText: "Uncordon" }).click();
+  await host.locator("button", { hasText: "Cordon" }).waitFor();
+  await octx.close();
 
   if (page_errors.length) throw new Error(`errors on the page: ${page_errors.join("; ")}`);
   await bctx.close();
