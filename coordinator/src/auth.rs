@@ -228,6 +228,12 @@ impl Authenticator {
         Ok(user)
     }
 
+    /// Until when (Unix seconds) `user`'s token verifies: its `exp` plus the leeway. A
+    /// stream opened with it (the status WebSocket) ends then.
+    pub fn valid_until(&self, user: &User) -> u64 {
+        user.expires.saturating_add(self.validation.leeway)
+    }
+
     /// The signature and claims check itself; the caller and the token's `exp`.
     fn check(&self, token: &str) -> Result<(User, u64), AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)

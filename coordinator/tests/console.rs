@@ -202,3 +202,38 @@ async fn a_token_becomes_a_strict_http_only_cookie_and_the_console_is_served_clo
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+/// A status stream opened with a token ends (1008 "token expired") when that token stops
+/// verifying, and the same token cannot open another: a page left open does not outlive it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_stream_ends_when_its_token_expires() -> Result<()> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let c = start_with("", "", "", |_| Ok(format!("{SECRET}\nleeway_secs = 0"))).await?;
+    let short = c
+        .svc
+        .auth
+        .issue("alice", std::time::Duration::from_secs(2), None)?;
+    let url = format!(
+        "{}/compute/ws?token={short}",
+        c.api.replace("http://", "ws://")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
+    let first = ws.next().await.context("the list")??;
+    ensure!(first.to_text()?.contains("\"containers\""), "{first:?}");
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+        .await
+        .context("the stream outlived its token")?;
+    match end {
+        Some(Ok(Message::Close(Some(f)))) => {
+            ensure!(
+                u16::from(f.code) == 1008 && f.reason == "token expired",
+                "{f:?}"
+            )
+        }
+        other => anyhow::bail!("not a close: {other:?}"),
+    }
+    let s = c.upgrade_status("/compute/ws", &short).await?;
+    ensure!(s == 401, "reconnect with the expired token: {s}");
+    Ok(())
+}

@@ -418,3 +418,53 @@ async fn errors_are_one_line_with_exit_1_and_ctrl_c_leaves_things_as_they_are() 
     );
     Ok(())
 }
+
+/// `berth volumes`: create, a container with `--volume NAME:PATH`, data kept across the
+/// container's rm and seen by the next one (`--volume NAME`, at `/mnt/<name>`), grow, detach,
+/// rm — each as the API has it, and a refusal (rm while attached) one line and exit 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn volumes_from_the_command_line() -> Result<()> {
+    let c = Cluster::start().await?;
+    let alice = c.user("alice")?;
+    alice.add_key("laptop").await?;
+    let h = logged_in(&c, &alice).await?;
+
+    let out = ok(&h, &["volumes", "create", "pgdata", "--size", "1"])?;
+    ensure!(out.starts_with("created volume vol"), "{out}");
+    ok(&h, &["create", "db", "--volume", "pgdata:/data"])?;
+    ok(&h, &["exec", "db", "--", "sh", "-c", "echo kept > /data/f"])?;
+    let ls = ok(&h, &["volumes", "ls"])?;
+    ensure!(
+        ls.contains("pgdata") && ls.contains("attached") && ls.contains(":/data"),
+        "{ls}"
+    );
+
+    let refused = berth(&h, &["volumes", "rm", "pgdata"], b"")?;
+    let err = text(&refused.stderr);
+    ensure!(
+        refused.status.code() == Some(1) && err.lines().count() == 1 && err.contains("attached"),
+        "rm while attached: {:?} {err}",
+        refused.status
+    );
+
+    ok(&h, &["rm", "db", "--force"])?;
+    c.eventually(Duration::from_secs(60), "the volume is free", || async {
+        Ok(ok(&h, &["volumes", "ls"])?.contains("available"))
+    })
+    .await?;
+    ok(&h, &["create", "db2", "--volume", "pgdata"])?;
+    let f = ok(&h, &["exec", "db2", "--", "cat", "/mnt/pgdata/f"])?;
+    ensure!(f == "kept\n", "the next container reads {f:?}");
+
+    let out = ok(&h, &["volumes", "set", "pgdata", "--size", "2"])?;
+    ensure!(out.contains("2 GB"), "{out}");
+    let json: Value = serde_json::from_str(&ok(&h, &["volumes", "ls", "--output", "json"])?)?;
+    ensure!(json["volumes"][0]["size_gb"] == 2, "{json}");
+    let out = ok(&h, &["volumes", "detach", "db2", "pgdata"])?;
+    ensure!(out.contains("detached") && out.contains("kept"), "{out}");
+    let out = ok(&h, &["volumes", "rm", "pgdata"])?;
+    ensure!(out.contains("removed volume"), "{out}");
+    let json: Value = serde_json::from_str(&ok(&h, &["volumes", "ls", "--output", "json"])?)?;
+    ensure!(json["volumes"] == serde_json::json!([]), "{json}");
+    Ok(())
+}

@@ -164,6 +164,12 @@ pub enum Cmd {
     /// What you use of your quota.
     #[command(after_help = "Example:\n  berth quota")]
     Quota,
+    /// Your volumes: data that outlives its container (one host, one container at a time).
+    #[command(
+        subcommand,
+        after_help = "Example:\n  berth volumes create pgdata --size 10\n  berth create db --volume pgdata:/data"
+    )]
+    Volumes(VolumesCmd),
     /// Operators: the fleet's hosts.
     #[command(subcommand, after_help = "Example:\n  berth hosts cordon edge-7")]
     Hosts(HostsCmd),
@@ -198,6 +204,9 @@ pub struct CreateArgs {
     /// Persistent mount paths.
     #[arg(long = "mount")]
     pub mounts: Vec<String>,
+    /// A volume (name or id) at PATH; without `:PATH`, at `/mnt/<volume name>`.
+    #[arg(long = "volume", value_name = "VOL[:PATH]")]
+    pub volumes: Vec<String>,
     #[arg(long)]
     pub region: Option<String>,
     /// `runc` or `gvisor`.
@@ -258,6 +267,45 @@ pub enum IngressCmd {
     Rm {
         name: String,
         port: u16,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum VolumesCmd {
+    Ls,
+    /// A new volume of SIZE GB, on a host of REGION (or HOST).
+    Create {
+        name: String,
+        #[arg(long, value_name = "GB")]
+        size: u64,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        host: Option<String>,
+    },
+    /// Grow a volume (never shrinks; its container is re-created, data kept) or rename it.
+    Set {
+        volume: String,
+        #[arg(long, value_name = "GB")]
+        size: Option<u64>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove a volume with its data (refused while a container has it).
+    Rm {
+        volume: String,
+    },
+    /// Attach a volume to a container at PATH (a running one is re-created).
+    Attach {
+        container: String,
+        volume: String,
+        #[arg(long, value_name = "PATH")]
+        at: String,
+    },
+    /// Detach a volume from a container; the volume and its data are kept.
+    Detach {
+        container: String,
+        volume: String,
     },
 }
 

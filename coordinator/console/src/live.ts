@@ -18,7 +18,11 @@ export class Live {
   private stopped = false;
   private timer: number | undefined;
 
-  constructor(private readonly state: HTMLElement) {}
+  /** `signedOut` is called when the session is gone (the token expired): no more retries. */
+  constructor(
+    private readonly state: HTMLElement,
+    private readonly signedOut: () => void,
+  ) {}
 
   start(): void {
     this.stopped = false;
@@ -61,8 +65,15 @@ export class Live {
       }
       for (const f of this.listeners) f(m);
     };
-    ws.onclose = () => {
+    ws.onclose = async () => {
       if (this.ws !== ws || this.stopped) return;
+      // A WebSocket does not say why it was refused: ask whether the session still holds.
+      const session = await fetch("/compute/session", { credentials: "same-origin" }).catch(() => null);
+      if (session?.status === 401) {
+        this.stop();
+        this.signedOut();
+        return;
+      }
       this.attempt++;
       const delay = Math.min(15000, 500 * 2 ** Math.min(this.attempt, 5)) * (0.5 + Math.random() / 2);
       this.say(`disconnected; reconnecting in ${Math.ceil(delay / 1000)}s`);

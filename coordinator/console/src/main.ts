@@ -13,9 +13,13 @@ import { Live } from "./live";
 const main = document.getElementById("main")!;
 const nav = document.getElementById("nav")!;
 const who = document.getElementById("who")!;
-const live = new Live(document.getElementById("link-state")!);
 let session: Session | null = null;
 let leave: (() => void) | void;
+const live = new Live(document.getElementById("link-state")!, () => {
+  session = null;
+  banner("Your session has ended (the token expired): sign in again.");
+  route();
+});
 
 async function signIn(token: string): Promise<void> {
   session = await api<Session>("POST", "/compute/session", { token });

@@ -16,9 +16,10 @@ use warp::Reply as _;
 
 pub async fn status(mut c: Call) -> Result<Reply, ApiError> {
     let ws = c.upgrade()?;
+    let until = c.svc.auth.valid_until(&c.user);
     let (svc, user) = (c.svc, c.user.id);
     Ok(ws
-        .on_upgrade(move |socket| stream(socket, user, svc))
+        .on_upgrade(move |socket| stream(socket, user, svc, until))
         .into_response())
 }
 
@@ -50,7 +51,13 @@ fn event_message(ev: &ContainerEvent) -> Message {
     )
 }
 
-async fn stream(socket: WebSocket, user: String, svc: Arc<Services>) {
+/// Streams until the client goes, or its token stops verifying at `until` (Unix seconds):
+/// then the socket closes with 1008 "token expired", and a reconnect needs a valid token.
+async fn stream(socket: WebSocket, user: String, svc: Arc<Services>, until: u64) {
+    // A token verifies through the second `until` itself.
+    let left = (until + 1).saturating_sub(berth_shared::time::now_unix().0);
+    let expiry = tokio::time::sleep(std::time::Duration::from_secs(left));
+    tokio::pin!(expiry);
     let (mut tx, mut rx) = socket.split();
     let mut events = svc.containers.events().subscribe(&user);
     let Some(first) = full_list(&svc, &user).await else {
@@ -81,6 +88,11 @@ async fn stream(socket: WebSocket, user: String, svc: Arc<Services>) {
                 Some(Ok(m)) if !m.is_close() => {}
                 _ => break,
             },
+            _ = &mut expiry => {
+                tracing::debug!(user, "status stream: token expired");
+                let _ = tx.send(Message::close_with(1008u16, "token expired")).await;
+                break;
+            }
         }
     }
     let _ = tx.close().await;

@@ -161,7 +161,10 @@ fn create_body(a: &CreateArgs, keys: Vec<Value>) -> Result<Value, CliError> {
 }
 
 pub async fn create(ctx: &Ctx, a: CreateArgs) -> Result<u8, CliError> {
-    let body = create_body(&a, key_ids(ctx, &a.keys).await?)?;
+    let mut body = create_body(&a, key_ids(ctx, &a.keys).await?)?;
+    if let Some(b) = body.as_object_mut() {
+        super::volumes::for_create(&ctx.client, &a.volumes, b).await?;
+    }
     let key = invocation_key();
     // Subscribed before the create, so no status change is missed.
     let mut ws = match a.detach {

@@ -1,6 +1,7 @@
 //! Each command, grouped as the API is: `account` (login, whoami, images, quota),
 //! `containers` (list, create, show, lifecycle, resize), `inside` (exec, ssh, console, logs,
-//! events, metrics), `settings` (keys, ingress, mounts, SSH access), `hosts` (operators).
+//! events, metrics), `settings` (keys, ingress, mounts, SSH access), `volumes`, `hosts`
+//! (operators).
 
 mod account;
 mod console;
@@ -8,6 +9,7 @@ mod containers;
 mod hosts;
 mod inside;
 mod settings;
+mod volumes;
 
 use crate::args::{Cli, Cmd, Output};
 use crate::client::Client;
@@ -106,6 +108,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Cmd::Ingress(i) => settings::ingress(&ctx, i).await.map(|_| 0),
         Cmd::Mounts { name, set } => settings::mounts(&ctx, &name, set).await.map(|_| 0),
         Cmd::SshAccess { state, name } => settings::ssh_access(&ctx, state, &name).await.map(|_| 0),
+        Cmd::Volumes(v) => volumes::run(&ctx, v).await.map(|_| 0),
         Cmd::Hosts(h) => hosts::run(&ctx, h).await.map(|_| 0),
     }
 }

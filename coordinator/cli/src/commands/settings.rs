@@ -6,7 +6,8 @@ use crate::error::CliError;
 use crate::{output, resolve, time};
 use serde_json::{json, Value};
 
-fn print(ctx: &Ctx, v: &Value, done: &str) {
+/// The answer as JSON with `--output json`, else the one line `done`.
+pub(super) fn print(ctx: &Ctx, v: &Value, done: &str) {
     if ctx.json() {
         output::json(v);
     } else {
