@@ -4,7 +4,7 @@
 BERTH_PACKAGES=(containerd runc busybox-static tini protobuf-compiler openssh-client curl jq ca-certificates gcc e2fsprogs mount containernetworking-plugins iptables iproute2)
 # What only the tests need on top: systemd-analyze and Ansible for the rollout checks.
 # Chromium for the web console's browser test.
-BERTH_TEST_PACKAGES=(systemd ansible-core ansible-lint docker-registry runsc chromium)
+BERTH_TEST_PACKAGES=(systemd ansible-core ansible-lint docker-registry apache2-utils runsc chromium)
 BERTH_IMAGE_NAME="berth.local/base:latest"
 
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }

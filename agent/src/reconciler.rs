@@ -6,6 +6,7 @@
 //! handled in `upkeep`), status reports [`Reporter`]'s, and the host's 80/443 and 8000–8999
 //! ingress [`Ingress`]'s, which follows every pass and leaves out unhealthy containers.
 
+mod images;
 mod objects;
 mod reap;
 mod upkeep;
@@ -64,6 +65,8 @@ pub struct Reconciler {
     /// CNI ADDs under way, by container: they run beside the container's and task's creation
     /// and are waited for before the task starts (or is torn down).
     connecting: Mutex<HashMap<String, Connecting>>,
+    /// The registries images are pulled from, with what the coordinator said of them.
+    pub registries: crate::runtime::registries::Registries,
     /// The host's ingress; it follows the specs.
     pub ingress: Ingress,
     /// Set once the coordinator has sent its desired set; only then may unknown containers
@@ -102,6 +105,7 @@ impl Reconciler {
         Reconciler {
             network,
             ingress: Ingress::new(&cfg.ingress),
+            registries: crate::runtime::registries::Registries::new(&cfg.images.registries),
             volumes: Volumes::new(&cfg.data_dir),
             reporter: Reporter::new(
                 state.clone(),

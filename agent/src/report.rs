@@ -18,6 +18,8 @@ pub struct Reporter {
     /// Containers re-created because containerd lost them: id → whether the volume survived.
     /// Told to the coordinator with the next `running` report.
     recreated: Mutex<HashMap<String, bool>>,
+    /// The image digest each container was last made from on this host.
+    digests: Mutex<HashMap<String, String>>,
     /// Host directories a reason must not show (the agent's data dir, containerd's state).
     host_roots: Vec<String>,
     health: Board,
@@ -66,6 +68,7 @@ impl Reporter {
             state,
             reports,
             recreated: Mutex::default(),
+            digests: Mutex::default(),
             host_roots,
             health,
         }
@@ -74,6 +77,15 @@ impl Reporter {
     /// `id` is being re-created after containerd lost it; `volume_kept`: its volume survived.
     pub fn recreating(&self, id: &str, volume_kept: bool) {
         lock(&self.recreated).insert(id.to_string(), volume_kept);
+    }
+
+    /// `id` was made from the image of manifest `digest`; its reports say so.
+    pub fn made_from(&self, id: &str, digest: String) {
+        lock(&self.digests).insert(id.to_string(), digest);
+    }
+
+    fn digest(&self, id: &str) -> Option<String> {
+        lock(&self.digests).get(id).cloned()
     }
 
     /// Records and sends a report when something changed.
@@ -111,6 +123,7 @@ impl Reporter {
             address,
             health: verdict.map(|(h, _)| h),
             restarts,
+            image_digest: self.digest(&spec.id),
             at: berth_shared::time::now_unix().0,
         };
         if state != ObservedState::Deleted {

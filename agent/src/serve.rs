@@ -76,6 +76,10 @@ impl Services {
     async fn handle(self: Arc<Self>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
         let resp = match read_frame::<_, Request>(&mut recv).await {
             Ok(Some(Request::Apply(spec))) => self.offer(&spec).await,
+            Ok(Some(Request::ApplyWithRegistry { spec, registry })) => {
+                self.reconciler.registries.remember(registry);
+                self.offer(&spec).await
+            }
             Ok(Some(Request::Logs { id, tail, follow })) => {
                 return self.logs(id, tail.min(MAX_TAIL), follow, send).await;
             }

@@ -27,5 +27,7 @@ pub fn spec(id: &str, desired: DesiredState, ingress: &[(u16, u16)]) -> Containe
         restart_policy: Default::default(),
         health_check: None,
         volumes: vec![],
+        pull_policy: Default::default(),
+        image_digest: None,
     }
 }

@@ -66,7 +66,7 @@ async fn work(
                 };
                 match specs {
                     Ok(specs) => {
-                        let _ = welcome.send(specs);
+                        let _ = welcome.send(containers.desired_set(specs));
                     }
                     Err(e) => {
                         tracing::error!(host = %key, error = %e, "cannot read the host's desired set; refusing its connection until it can be read");

@@ -246,9 +246,124 @@ pub struct ImagesConfig {
     #[serde(default)]
     pub builtin: Vec<BuiltinImage>,
     /// A registry (distribution v2, `http://host:port`) whose images users may run as
-    /// `host:port/<repo>:<tag>`; agents pull them (their `[images] registries`).
+    /// `host:port/<repo>:<tag>`: the short form of one insecure `[[images.registries]]`.
     #[serde(default)]
     pub registry: Option<String>,
+    /// Registries whose images users may run as `host[:port]/<repo>[:<tag>|@<digest>]`.
+    #[serde(default)]
+    pub registries: Vec<RegistryConfig>,
+}
+
+/// One registry: where, how it is trusted, who Berth is to it, what it lists.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `https://host[:port]`; `http://host:port` only with `insecure = true`.
+    pub url: String,
+    #[serde(default)]
+    pub insecure: bool,
+    /// PEM CA certificates its TLS certificate is checked against, besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The password (or token); `password_file` keeps it out of the config file.
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Repositories to list when the registry offers no catalog (or to list only these).
+    #[serde(default)]
+    pub repositories: Vec<String>,
+}
+
+impl std::fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryConfig")
+            .field("url", &self.url)
+            .field("insecure", &self.insecure)
+            .field("ca_file", &self.ca_file)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("password_file", &self.password_file)
+            .field("repositories", &self.repositories)
+            .finish()
+    }
+}
+
+/// A configured registry, its files read: how agents reach it, and what to list.
+#[derive(Debug, Clone)]
+pub struct RegistrySetup {
+    pub access: berth_shared::images::RegistryAccess,
+    pub repositories: Vec<String>,
+}
+
+impl ImagesConfig {
+    /// Every configured registry with its CA and password files read; an error names the
+    /// registry and what is wrong.
+    pub fn registry_setups(&self) -> Result<Vec<RegistrySetup>, String> {
+        let short = self.registry.iter().map(|url| RegistryConfig {
+            url: url.clone(),
+            insecure: url.starts_with("http://"),
+            ca_file: None,
+            username: None,
+            password: None,
+            password_file: None,
+            repositories: Vec::new(),
+        });
+        let mut out: Vec<RegistrySetup> = Vec::new();
+        for r in short.chain(self.registries.iter().cloned()) {
+            let what = format!("[[images.registries]] {}", r.url);
+            let Some(authority) = berth_shared::images::registry_authority(&r.url) else {
+                return Err(format!("{what}: url must look like https://host[:port]"));
+            };
+            if r.url.starts_with("http://") && !r.insecure {
+                return Err(format!("{what}: plain HTTP needs insecure = true"));
+            }
+            if out.iter().any(|o| o.access.authority() == Some(authority)) {
+                return Err(format!("{what}: listed twice"));
+            }
+            let ca_pem = match &r.ca_file {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .map_err(|e| format!("{what}: ca_file {}: {e}", p.display()))?,
+                ),
+                None => None,
+            };
+            let password = match (&r.password, &r.password_file) {
+                (Some(_), Some(_)) => {
+                    return Err(format!(
+                        "{what}: password and password_file exclude each other"
+                    ))
+                }
+                (Some(p), None) => Some(p.clone()),
+                (None, Some(f)) => Some(
+                    std::fs::read_to_string(f)
+                        .map_err(|e| format!("{what}: password_file {}: {e}", f.display()))?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string(),
+                ),
+                (None, None) => None,
+            };
+            let credentials = match (r.username, password) {
+                (Some(username), Some(password)) => {
+                    Some(berth_shared::images::Credentials { username, password })
+                }
+                (None, None) => None,
+                _ => return Err(format!("{what}: username and a password go together")),
+            };
+            out.push(RegistrySetup {
+                access: berth_shared::images::RegistryAccess {
+                    url: r.url.trim_end_matches('/').to_string(),
+                    insecure: r.insecure,
+                    ca_pem,
+                    credentials,
+                },
+                repositories: r.repositories,
+            });
+        }
+        Ok(out)
+    }
 }
 
 impl Default for ImagesConfig {
@@ -260,6 +375,7 @@ impl Default for ImagesConfig {
                 image: "berth.local/base:latest".into(),
             }],
             registry: None,
+            registries: Vec::new(),
         }
     }
 }
@@ -379,10 +495,11 @@ impl ConfigFile for Config {
             return Err("[images] default must be one of the builtin images".into());
         }
         if let Some(r) = &self.images.registry {
-            if berth_shared::images::registry_authority(r).is_none() {
+            if !r.starts_with("http://") || berth_shared::images::registry_authority(r).is_none() {
                 return Err("[images] registry must look like http://host:port".into());
             }
         }
+        self.images.registry_setups()?;
         Ok(())
     }
 }

@@ -1,8 +1,12 @@
-//! The configured image registry (distribution v2 HTTP API): which `<host:port>/<repo>:<tag>`
-//! images it holds, for `GET /compute/images` and for checking `image` on create. Listings are
-//! cached for a few seconds so a page of requests does not become a page of registry calls.
+//! The configured image registries (distribution v2, through [`berth_registry`]): which
+//! `<host:port>/<repo>:<tag>` images they hold, for `GET /compute/images` and for checking
+//! `image` on create, and how agents reach them ([`Registries::access_for`], handed out with
+//! the specs that pull from them). Listings are cached for a few seconds so a page of
+//! requests does not become a page of registry calls.
 
-use berth_shared::images;
+use crate::config::RegistrySetup;
+use berth_registry::{Registry, RegistryAccess};
+use berth_shared::images::Reference;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,87 +16,109 @@ const PAGE: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("image registry {url}: {message}")]
-    Unreachable { url: String, message: String },
+    #[error("image registry {registry}: {source}")]
+    Unreachable {
+        registry: String,
+        source: berth_registry::RegistryError,
+    },
 }
 
-pub struct Registry {
-    base: String,
-    authority: String,
-    http: reqwest::Client,
+struct Entry {
+    access: RegistryAccess,
+    client: Registry,
+    repositories: Vec<String>,
     cache: Mutex<Option<(Instant, Vec<String>)>>,
 }
 
-#[derive(serde::Deserialize)]
-struct Catalog {
-    #[serde(default)]
-    repositories: Vec<String>,
+/// Every registry of `[images]`.
+pub struct Registries {
+    entries: Vec<Entry>,
 }
 
-#[derive(serde::Deserialize)]
-struct Tags {
-    #[serde(default)]
-    tags: Option<Vec<String>>,
-}
-
-impl Registry {
-    /// `url` is validated by the config (`http://host[:port]`).
-    pub fn new(url: &str) -> Registry {
-        let base = url.trim_end_matches('/').to_string();
-        let authority = images::registry_authority(url)
-            .unwrap_or_default()
-            .to_string();
-        Registry {
-            base,
-            authority,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
-            cache: Mutex::new(None),
+impl Registries {
+    /// A registry that cannot be set up (its CA unreadable as PEM) is left out, loudly.
+    pub fn new(setups: Vec<RegistrySetup>) -> Registries {
+        let mut entries = Vec::new();
+        for s in setups {
+            match Registry::new(&s.access) {
+                Ok(client) => entries.push(Entry {
+                    access: s.access,
+                    client,
+                    repositories: s.repositories,
+                    cache: Mutex::new(None),
+                }),
+                Err(e) => {
+                    tracing::error!(registry = %s.access.url, error = %e, "registry left out")
+                }
+            }
         }
+        Registries { entries }
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, RegistryError> {
-        let url = format!("{}{path}", self.base);
-        let fail = |message: String| RegistryError::Unreachable {
-            url: self.base.clone(),
-            message,
-        };
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(fail(format!("GET {path}: {}", resp.status())));
-        }
-        resp.json().await.map_err(|e| fail(e.to_string()))
+    fn entry(&self, image: &str) -> Option<&Entry> {
+        let r = Reference::parse(image)?;
+        self.entries
+            .iter()
+            .find(|e| e.client.authority() == r.registry)
     }
 
-    /// Every `<host:port>/<repo>:<tag>` in the registry, sorted.
+    /// How an agent reaches the registry `image` names, if one is configured.
+    pub fn access_for(&self, image: &str) -> Option<&RegistryAccess> {
+        self.entry(image).map(|e| &e.access)
+    }
+
+    /// Every `<host:port>/<repo>:<tag>` the registries hold, sorted within each registry.
     pub async fn images(&self) -> Result<Vec<String>, RegistryError> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            out.extend(e.images().await?);
+        }
+        Ok(out)
+    }
+
+    /// Whether `image` may be run: `None` when no configured registry is named by it; by
+    /// tag, the tag is listed; by digest, its repository is (the agent checks the digest).
+    pub async fn holds(&self, image: &str) -> Result<Option<bool>, RegistryError> {
+        let (Some(e), Some(r)) = (self.entry(image), Reference::parse(image)) else {
+            return Ok(None);
+        };
+        let listed = e.images().await?;
+        let authority = e.client.authority();
+        Ok(Some(match (r.digest, r.tag) {
+            (None, Some(tag)) => listed.contains(&format!("{authority}/{}:{tag}", r.repository)),
+            _ => {
+                let prefix = format!("{authority}/{}:", r.repository);
+                listed.iter().any(|i| i.starts_with(&prefix))
+            }
+        }))
+    }
+}
+
+impl Entry {
+    async fn images(&self) -> Result<Vec<String>, RegistryError> {
         if let Some((at, list)) = &*self.cache.lock().unwrap_or_else(|p| p.into_inner()) {
             if at.elapsed() < FRESH {
                 return Ok(list.clone());
             }
         }
-        let catalog: Catalog = self.get(&format!("/v2/_catalog?n={PAGE}")).await?;
+        let fail = |source| RegistryError::Unreachable {
+            registry: self.access.url.clone(),
+            source,
+        };
+        let repos = if self.repositories.is_empty() {
+            self.client.catalog(PAGE).await.map_err(fail)?
+        } else {
+            self.repositories.clone()
+        };
+        let authority = self.client.authority();
         let mut out = Vec::new();
-        for repo in catalog.repositories.iter().take(PAGE) {
-            let tags: Tags = self.get(&format!("/v2/{repo}/tags/list?n={PAGE}")).await?;
-            for tag in tags.tags.unwrap_or_default().iter().take(PAGE) {
-                out.push(format!("{}/{repo}:{tag}", self.authority));
+        for repo in repos.iter().take(PAGE) {
+            for tag in self.client.tags(repo, PAGE).await.map_err(fail)? {
+                out.push(format!("{authority}/{repo}:{tag}"));
             }
         }
         out.sort();
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), out.clone()));
         Ok(out)
-    }
-
-    /// Whether `image` names this registry (then it must be listed by it).
-    pub fn names(&self, image: &str) -> bool {
-        images::parse_reference(image).is_some_and(|(authority, _, _)| authority == self.authority)
     }
 }

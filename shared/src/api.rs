@@ -53,6 +53,12 @@ pub struct Container {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_command: Option<String>,
     pub image: String,
+    /// The manifest digest the container runs, once its host made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    /// When its host fetches the image: `if-not-present`, `always` or `never`.
+    #[serde(default)]
+    pub pull_policy: crate::images::PullPolicy,
     pub mount_paths: Vec<String>,
     pub ssh_key_ids: Vec<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,6 +136,7 @@ pub struct CreateContainer {
     pub volumes: Vec<crate::volumes::VolumeRef>,
     /// Volumes to mount at `/mnt/<volume name>` (seed `004`).
     pub volume_ids: Vec<String>,
+    pub pull_policy: crate::images::PullPolicy,
 }
 
 /// An ingress rule (seed `001`): external `port` on the container's host → `target_port`.

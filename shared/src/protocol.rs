@@ -11,6 +11,7 @@
 
 use crate::api::ContainerStatus;
 use crate::catalog::Arch;
+use crate::images::{PullPolicy, RegistryAccess};
 pub use crate::runtimes::Runtime;
 use crate::upkeep::{Health, HealthCheck, RestartPolicy};
 use crate::volumes::{VolumeMount, VolumeSpec};
@@ -73,6 +74,18 @@ pub struct ContainerSpec {
     /// Volumes of this host it mounts, each made (or grown) before it starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeMount>,
+    /// When the image is fetched from its registry (changing it re-creates nothing).
+    #[serde(default, skip_serializing_if = "is_default_policy")]
+    pub pull_policy: PullPolicy,
+    /// The manifest digest the container was first made from, once its host reported it: the
+    /// container is made from exactly that again, wherever its tag has moved since
+    /// (changing it re-creates nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+}
+
+fn is_default_policy(p: &PullPolicy) -> bool {
+    *p == PullPolicy::IfNotPresent
 }
 
 fn runc_only() -> Vec<Runtime> {
@@ -144,6 +157,9 @@ pub struct ContainerReport {
     /// asked for (status, unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarts: Option<Restarts>,
+    /// The digest of the image the container was made from (its registry's manifest digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
     /// Unix seconds when the agent observed this.
     pub at: u64,
 }
@@ -173,6 +189,7 @@ impl ContainerReport {
             address: None,
             health: None,
             restarts: None,
+            image_digest: None,
             at: crate::time::now_unix().0,
         }
     }
@@ -286,6 +303,10 @@ pub enum CoordinatorMessage {
         protocol: u32,
         heartbeat_interval_ms: u64,
         specs: Vec<ContainerSpec>,
+        /// How to reach the registries these specs pull from, credentials included: kept in
+        /// memory by the agent, never written down.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        registries: Vec<RegistryAccess>,
     },
     Refused {
         reason: String,
@@ -305,6 +326,12 @@ pub enum CoordinatorMessage {
 #[allow(clippy::large_enum_variant)]
 pub enum Request {
     Apply(ContainerSpec),
+    /// [`Request::Apply`] of a spec whose image comes from a registry that needs more than
+    /// its URL (credentials, a CA): how to reach it, kept in memory only. Answer: as Apply's.
+    ApplyWithRegistry {
+        spec: ContainerSpec,
+        registry: RegistryAccess,
+    },
     /// Answer: [`Response::Streaming`], then frames of `Vec<LogLine>`: at most `tail` recent
     /// lines, then (with `follow`) new lines until the container stops or the stream is reset.
     Logs {
@@ -541,6 +568,8 @@ mod tests {
                 mount_path: "/data".into(),
                 size_gb: 2,
             }],
+            pull_policy: Default::default(),
+            image_digest: None,
         });
         write_frame(&mut a, &msg).await.expect("write");
         drop(a);

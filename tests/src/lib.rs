@@ -24,6 +24,7 @@ mod leftovers;
 mod net;
 mod peer;
 pub mod postgres;
+pub mod registry;
 mod setup;
 mod ssh;
 mod user;

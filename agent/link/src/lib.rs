@@ -13,6 +13,7 @@ mod session;
 pub use backoff::Backoff;
 pub use session::{run, Dial, Endpoints};
 
+use berth_shared::images::RegistryAccess;
 use berth_shared::protocol::{AgentMessage, ContainerSpec, FrameError};
 use std::future::Future;
 use std::sync::Arc;
@@ -61,8 +62,13 @@ pub trait Host: Send + Sync + 'static {
     fn hello(&self) -> Result<AgentMessage, HostError>;
     /// A heartbeat with the full inventory.
     fn heartbeat(&self) -> Result<AgentMessage, HostError>;
-    /// Takes in the desired set the welcome carried.
-    fn welcome(self: Arc<Self>, specs: Vec<ContainerSpec>) -> impl Future<Output = ()> + Send;
+    /// Takes in the desired set the welcome carried, and how to reach the registries its
+    /// specs pull from (to keep in memory only).
+    fn welcome(
+        self: Arc<Self>,
+        specs: Vec<ContainerSpec>,
+        registries: Vec<RegistryAccess>,
+    ) -> impl Future<Output = ()> + Send;
     /// Serves the streams the coordinator opens on `conn` until it closes.
     fn serve(self: Arc<Self>, conn: quinn::Connection) -> impl Future<Output = ()> + Send;
     /// The link came up (`true`) or went down.

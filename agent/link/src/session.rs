@@ -142,12 +142,13 @@ async fn converse<H: Host>(
         Some(CoordinatorMessage::Welcome {
             heartbeat_interval_ms,
             specs,
+            registries,
             ..
         }) => {
             tracing::info!(address = %addr, containers = specs.len(), "connected to the coordinator");
             host.link_up(true);
             *welcomed = true;
-            host.clone().welcome(specs).await;
+            host.clone().welcome(specs, registries).await;
             Duration::from_millis(heartbeat_interval_ms.max(200))
         }
         Some(CoordinatorMessage::Refused { reason }) => return Err(LinkError::Refused(reason)),

@@ -176,7 +176,9 @@ impl SimHost {
             return;
         }
         let resp = match req {
-            Ok(Some(Request::Apply(spec))) => self.apply(spec),
+            Ok(Some(Request::Apply(spec) | Request::ApplyWithRegistry { spec, .. })) => {
+                self.apply(spec)
+            }
             Ok(Some(Request::Logs { .. })) => Response::Streaming,
             Ok(Some(Request::Metrics { id })) => match self.lock().get(&id) {
                 Some(h) if h.report.state == ObservedState::Running => {
@@ -235,7 +237,11 @@ impl berth_link::Host for SimHost {
         })
     }
 
-    async fn welcome(self: Arc<Self>, specs: Vec<ContainerSpec>) {
+    async fn welcome(
+        self: Arc<Self>,
+        specs: Vec<ContainerSpec>,
+        _registries: Vec<berth_shared::images::RegistryAccess>,
+    ) {
         for s in specs {
             self.apply(s);
         }

@@ -6,6 +6,7 @@
 
 use super::Link;
 use berth_link::{Dial, Endpoints, HostError, Renewal};
+use berth_shared::images::RegistryAccess;
 use berth_shared::protocol::{AgentMessage, ContainerReport, ContainerSpec};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,8 +42,8 @@ impl berth_link::Host for Via {
         self.link.heartbeat()
     }
 
-    async fn welcome(self: Arc<Self>, specs: Vec<ContainerSpec>) {
-        self.link.clone().welcome(specs).await
+    async fn welcome(self: Arc<Self>, specs: Vec<ContainerSpec>, registries: Vec<RegistryAccess>) {
+        self.link.clone().welcome(specs, registries).await
     }
 
     async fn serve(self: Arc<Self>, conn: quinn::Connection) {

@@ -12,6 +12,7 @@ use crate::reconciler::Reconciler;
 use crate::renew;
 use crate::state::State;
 use berth_link::{HostError, Renewal};
+use berth_shared::images::RegistryAccess;
 use berth_shared::protocol::{AgentMessage, ContainerSpec, HostInfo};
 use messages::{heartbeat, hello};
 use std::sync::atomic::Ordering;
@@ -36,7 +37,10 @@ impl berth_link::Host for Link {
         Ok(heartbeat(&self.host, &self.state, used)?)
     }
 
-    async fn welcome(self: Arc<Self>, specs: Vec<ContainerSpec>) {
+    async fn welcome(self: Arc<Self>, specs: Vec<ContainerSpec>, registries: Vec<RegistryAccess>) {
+        for r in registries {
+            self.reconciler.registries.remember(r);
+        }
         for s in &specs {
             self.services.offer(s).await;
         }

@@ -1,5 +1,5 @@
 //! What a container is made of on this host, made from its spec and removed again: the image
-//! (pulled first when missing and a registry is configured), the volumes (its own and the
+//! (as [`super::images`] picks and pulls it), the volumes (its own and the
 //! user's volumes it mounts), the network
 //! namespace, the OCI spec, the snapshot, the containerd container with the labels that mark
 //! it the agent's, its task with the log driver — and the log. [`spec_hash`] says which spec
@@ -57,12 +57,8 @@ impl Reconciler {
             )?),
         };
         let arch = self.cfg.arch();
-        let registries = &self.cfg.images.registries;
-        if !registries.is_empty() && !self.rt.has_image(&spec.image).await? {
-            tracing::info!(id, image = %spec.image, "pulling the image");
-            self.rt.pull(registries, &spec.image, arch.as_str()).await?;
-        }
-        let img = self.rt.image(&spec.image, arch.as_str()).await?;
+        let image = self.ensure_image(spec, arch.as_str()).await?;
+        let img = self.rt.image(&image, arch.as_str()).await?;
         let net = match &self.network {
             Some(n) => {
                 // An earlier attempt's CNI ADD, if it is still running, finishes first.
@@ -120,7 +116,7 @@ impl Reconciler {
             .rt
             .create_container(
                 id,
-                &spec.image,
+                &image,
                 json.to_string().into_bytes(),
                 labels,
                 wrapper.as_deref(),

@@ -1,13 +1,13 @@
 //! containerd, over its gRPC socket, in the agent's own namespace. The only module of Berth
 //! that talks to containerd. gRPC status codes are mapped to `RuntimeError` here, once. Image
-//! pulls (`pull`) fetch from a registry through `registry`, the HTTP side of a pull.
+//! pulls (`pull`) fetch through `berth_registry` from the registries `registries` knows.
 
 pub mod exec;
 pub mod gvisor;
 mod image;
 pub mod oci;
 mod pull;
-mod registry;
+pub mod registries;
 mod seccomp;
 
 pub use image::ImageInfo;
@@ -56,7 +56,7 @@ pub enum RuntimeError {
     #[error("image {image}: {source}")]
     Registry {
         image: String,
-        source: registry::RegistryError,
+        source: berth_registry::RegistryError,
     },
     #[error("runtime {runtime} is not offered by this host (its agent configuration has no [runtimes] {runtime})")]
     NotOffered { runtime: &'static str },

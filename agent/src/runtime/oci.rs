@@ -175,6 +175,8 @@ mod tests {
             restart_policy: Default::default(),
             health_check: None,
             volumes: vec![],
+            pull_policy: Default::default(),
+            image_digest: None,
         }
     }
 

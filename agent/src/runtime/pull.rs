@@ -1,23 +1,27 @@
-//! Pulling an image from a registry ([`super::registry`]) into containerd. containerd 1.6 has
+//! Pulling an image from a registry ([`berth_registry`]) into containerd. containerd 1.6 has
 //! no transfer service, so the agent does client-side what `ctr images pull` does: manifest
-//! (the linux/<arch> one of an index), config and layers into the content store (containerd
-//! checks every digest on commit), the layers unpacked into the snapshotter through the diff
-//! service, then the image record. Only registries named in `[images] registries` are used.
+//! (the linux/<arch> one of an index), config and layers into the content store, the layers
+//! unpacked into the snapshotter through the diff service, then the image records — under
+//! the reference pulled and under `repo@<digest>`, the name a container made from it keeps.
+//! Every manifest and blob is checked against its digest before it is committed.
 
 use super::image::{chain_id, sha256};
-use super::registry::{Blob, Desc, Fetched, Repository};
 use super::{grpc, Runtime, RuntimeError};
+use berth_registry::distribution::Desc;
+use berth_registry::{Blob, Fetched, Registry, RegistryError};
+use berth_shared::images::Reference;
 use containerd_client::services::v1::snapshots::{
     CommitSnapshotRequest, PrepareSnapshotRequest, RemoveSnapshotRequest, StatSnapshotRequest,
 };
 use containerd_client::services::v1::{
-    ApplyRequest, CreateImageRequest, Image, InfoRequest, WriteAction, WriteContentRequest,
+    ApplyRequest, CreateImageRequest, Image, InfoRequest, UpdateImageRequest, WriteAction,
+    WriteContentRequest,
 };
 use containerd_client::types::Descriptor;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::collections::HashMap;
-
+use std::sync::{Arc, Mutex};
 #[derive(Deserialize)]
 struct Config {
     rootfs: RootFs,
@@ -44,32 +48,41 @@ impl Runtime {
         }
     }
 
-    /// Pulls `reference` for linux/`arch` from one of `registries` (base URLs) and unpacks it.
+    /// Pulls `reference` for linux/`arch` from `registry` and unpacks it; returns the digest
+    /// the reference resolved to (an index's, when it named one). The image is kept as
+    /// `reference` and as `repo@<that digest>`.
     pub async fn pull(
         &self,
-        registries: &[String],
+        registry: &Registry,
         reference: &str,
         arch: &str,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<String, RuntimeError> {
         let bad = |r: String| self.pull_error(reference, r);
-        let registry = |source| RuntimeError::Registry {
+        let registry_error = |source| RuntimeError::Registry {
             image: reference.to_string(),
             source,
         };
-        let (repo, tag) = Repository::of(registries, reference).map_err(registry)?;
+        let parsed =
+            Reference::parse(reference).ok_or_else(|| bad("is not a registry reference".into()))?;
+        let repo = parsed.repository;
         let Fetched {
             media_type,
             body,
+            digest: manifest_digest,
             manifest,
             config,
-        } = repo.manifest(tag, arch).await.map_err(registry)?;
-        let cfg_bytes = repo.blob_bytes(&config.digest).await.map_err(registry)?;
-        if sha256(&cfg_bytes) != config.digest {
-            return Err(bad("config digest mismatch".into()));
-        }
+            resolved,
+        } = registry
+            .manifest(repo, parsed.manifest_ref(), arch)
+            .await
+            .map_err(registry_error)?;
+        let cfg_bytes = registry
+            .blob_bytes(repo, &config.digest)
+            .await
+            .map_err(registry_error)?;
         let cfg: Config =
             serde_json::from_slice(&cfg_bytes).map_err(|e| bad(format!("config: {e}")))?;
-        if cfg.rootfs.diff_ids.len() != manifest.layers.len() || manifest.layers.is_empty() {
+        if cfg.rootfs.diff_ids.len() != manifest.layers.len() {
             return Err(bad("layers and diff_ids do not match".into()));
         }
         let top = chain_id(&cfg.rootfs.diff_ids).ok_or_else(|| bad("no layers".into()))?;
@@ -77,9 +90,16 @@ impl Runtime {
         // Content: layers, config (keeping the unpacked snapshots), manifest (keeping the rest).
         for l in &manifest.layers {
             if !self.has_content(&l.digest).await? {
-                let blob = repo.blob(&l.digest).await.map_err(registry)?;
-                self.write_content(&l.digest, l.size, HashMap::new(), Source::Registry(blob))
-                    .await?;
+                let blob = registry
+                    .blob(repo, &l.digest)
+                    .await
+                    .map_err(registry_error)?;
+                self.write_content(&l.digest, l.size, HashMap::new(), Source::Registry(Box::new(blob)))
+                    .await
+                    .map_err(|e| match e {
+                        WriteError::Runtime(e) => e,
+                        WriteError::Download(source) => registry_error(source),
+                    })?;
             }
         }
         let mut labels = HashMap::new();
@@ -87,13 +107,9 @@ impl Runtime {
             format!("containerd.io/gc.ref.snapshot.{}", self.snapshotter),
             top.clone(),
         );
-        self.write_content(
-            &config.digest,
-            cfg_bytes.len() as i64,
-            labels,
-            Source::Bytes(cfg_bytes.to_vec()),
-        )
-        .await?;
+        let cfg_len = cfg_bytes.len() as i64;
+        self.write_bytes(&config.digest, cfg_len, labels, cfg_bytes)
+            .await?;
         let mut labels = HashMap::new();
         labels.insert(
             "containerd.io/gc.ref.content.config".into(),
@@ -105,9 +121,9 @@ impl Runtime {
                 l.digest.clone(),
             );
         }
-        let manifest_digest = sha256(&body);
+        debug_assert_eq!(sha256(&body), manifest_digest);
         let manifest_len = body.len() as i64;
-        self.write_content(&manifest_digest, manifest_len, labels, Source::Bytes(body))
+        self.write_bytes(&manifest_digest, manifest_len, labels, body)
             .await?;
 
         // Unpack: one committed snapshot per chain id.
@@ -122,36 +138,56 @@ impl Runtime {
                 .await?;
         }
 
+        let target = Descriptor {
+            media_type: if media_type.is_empty() {
+                "application/vnd.oci.image.manifest.v1+json".into()
+            } else {
+                media_type
+            },
+            digest: manifest_digest,
+            size: manifest_len,
+            annotations: HashMap::new(),
+        };
+        let pinned = parsed.pinned(&resolved);
+        self.put_image(&pinned, &target).await?;
+        if pinned != reference {
+            self.put_image(reference, &target).await?;
+        }
+        tracing::info!(image = %reference, digest = %resolved, chain = %top, "image pulled and unpacked");
+        Ok(resolved)
+    }
+
+    /// The image record `name` → `target`, made or moved there.
+    async fn put_image(&self, name: &str, target: &Descriptor) -> Result<(), RuntimeError> {
         let image = Image {
-            name: reference.to_string(),
-            target: Some(Descriptor {
-                media_type: if media_type.is_empty() {
-                    "application/vnd.oci.image.manifest.v1+json".into()
-                } else {
-                    media_type
-                },
-                digest: manifest_digest,
-                size: manifest_len,
-                annotations: HashMap::new(),
-            }),
+            name: name.to_string(),
+            target: Some(target.clone()),
             ..Default::default()
         };
-        match self
+        let created = self
             .client
             .images()
             .create(self.req(CreateImageRequest {
-                image: Some(image),
+                image: Some(image.clone()),
                 source_date_epoch: None,
             }))
             .await
-            .map_err(grpc("create image"))
-        {
-            Ok(_) => {}
-            Err(e) if e.is_already_exists() => {}
-            Err(e) => return Err(e),
+            .map_err(grpc("create image"));
+        match created {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_already_exists() => self
+                .client
+                .images()
+                .update(self.req(UpdateImageRequest {
+                    image: Some(image),
+                    update_mask: None,
+                    source_date_epoch: None,
+                }))
+                .await
+                .map(|_| ())
+                .map_err(grpc("update image")),
+            Err(e) => Err(e),
         }
-        tracing::info!(image = %reference, chain = %top, "image pulled and unpacked");
-        Ok(())
     }
 
     pub async fn has_image(&self, name: &str) -> Result<bool, RuntimeError> {
@@ -174,30 +210,55 @@ impl Runtime {
         }
     }
 
-    /// Streams one blob into the content store; containerd verifies size and digest.
+    async fn write_bytes(
+        &self,
+        digest: &str,
+        size: i64,
+        labels: HashMap<String, String>,
+        data: Vec<u8>,
+    ) -> Result<(), RuntimeError> {
+        self.write_content(digest, size, labels, Source::Bytes(data))
+            .await
+            .map_err(|e| match e {
+                WriteError::Runtime(e) => e,
+                WriteError::Download(e) => self.pull_error(digest, e),
+            })
+    }
+
+    /// Streams one blob into the content store; a download that breaks off or does not
+    /// hash to `digest` is never committed (and containerd checks size and digest again).
     async fn write_content(
         &self,
         digest: &str,
         size: i64,
         labels: HashMap<String, String>,
         source: Source,
-    ) -> Result<(), RuntimeError> {
-        let (stream, producer) = write_requests(digest, size, labels, source);
+    ) -> Result<(), WriteError> {
+        let failed = Arc::new(Mutex::new(None));
+        let (stream, producer) = write_requests(digest, size, labels, source, failed.clone());
         let _stop = AbortOnDrop(producer);
-        let result = self.client.content().write(self.req(stream)).await;
-        let mut responses = match result.map_err(grpc("write content")) {
-            Ok(r) => r.into_inner(),
-            Err(e) if e.is_already_exists() => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        while let Some(r) = responses.next().await {
-            match r.map_err(grpc("write content")) {
-                Ok(_) => {}
+        let written = async {
+            let result = self.client.content().write(self.req(stream)).await;
+            let mut responses = match result.map_err(grpc("write content")) {
+                Ok(r) => r.into_inner(),
                 Err(e) if e.is_already_exists() => return Ok(()),
                 Err(e) => return Err(e),
+            };
+            while let Some(r) = responses.next().await {
+                match r.map_err(grpc("write content")) {
+                    Ok(_) => {}
+                    Err(e) if e.is_already_exists() => return Ok(()),
+                    Err(e) => return Err(e),
+                }
             }
+            Ok(())
         }
-        Ok(())
+        .await;
+        // The download's own failure says more than what containerd made of a short stream.
+        if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(WriteError::Download(e));
+        }
+        written.map_err(WriteError::Runtime)
     }
 
     async fn unpack_layer(
@@ -288,13 +349,15 @@ impl Runtime {
 }
 
 /// The messages of one content write, made by a task of their own: head, the data at
-/// increasing offsets, the commit. (A channel, not a stream combinator: tonic's client-streaming
-/// future is only `Send` for a plain stream type.)
+/// increasing offsets, the commit — only when the download ended whole and matched its digest
+/// (else `failed` says why and the stream ends uncommitted). (A channel, not a stream
+/// combinator: tonic's client-streaming future is only `Send` for a plain stream type.)
 fn write_requests(
     digest: &str,
     size: i64,
     labels: HashMap<String, String>,
     source: Source,
+    failed: Arc<Mutex<Option<RegistryError>>>,
 ) -> (Requests, tokio::task::JoinHandle<()>) {
     let reference = format!("berth-pull-{digest}");
     let msg = |action: WriteAction| WriteContentRequest {
@@ -325,26 +388,23 @@ fn write_requests(
                 offset = b.len() as i64;
                 let _ = tx.send(data(0, b)).await;
             }
-            Source::Registry(mut blob) => {
-                // A failed download ends short; containerd then refuses the commit (size).
-                loop {
-                    match blob.chunk().await {
-                        Ok(Some(chunk)) => {
-                            let len = chunk.len() as i64;
-                            if tx.send(data(offset, chunk.to_vec())).await.is_err() {
-                                return;
-                            }
-                            offset += len;
+            Source::Registry(mut blob) => loop {
+                match blob.chunk().await {
+                    Ok(Some(chunk)) => {
+                        let len = chunk.len() as i64;
+                        if tx.send(data(offset, chunk.to_vec())).await.is_err() {
+                            return;
                         }
-                        Ok(None) => break,
-                        Err(e) => {
-                            tracing::warn!(error = %e, offset, "blob download broke off");
-                            break;
-                        }
+                        offset += len;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, offset, "blob download failed; not committed");
+                        *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        return;
                     }
                 }
-                tracing::debug!(bytes = offset, "blob downloaded");
-            }
+            },
         }
         // The commit carries the end offset: an offset of 0 would truncate what was written.
         let _ = tx.send(WriteContentRequest { offset, ..commit }).await;
@@ -367,5 +427,11 @@ impl futures_util::Stream for Requests {
 /// Where a blob's bytes come from.
 enum Source {
     Bytes(Vec<u8>),
-    Registry(Blob),
+    Registry(Box<Blob>),
+}
+
+/// A content write that failed in containerd, or in the download feeding it.
+enum WriteError {
+    Runtime(RuntimeError),
+    Download(RegistryError),
 }

@@ -25,11 +25,12 @@ impl Containers {
                 source: "builtin".into(),
             })
             .collect();
-        if let Some(r) = &self.registry {
-            let found = r
-                .images()
-                .await
-                .map_err(|e| Error::Unavailable(e.to_string()))?;
+        let found = self
+            .registries
+            .images()
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        {
             list.extend(found.into_iter().map(|image| {
                 Image {
                     name: image
@@ -49,15 +50,10 @@ impl Containers {
         if self.images.builtin.iter().any(|b| b.image == image) {
             return Ok(true);
         }
-        match &self.registry {
-            Some(r) if r.names(image) => Ok(r
-                .images()
-                .await
-                .map_err(|e| Error::Unavailable(e.to_string()))?
-                .iter()
-                .any(|i| i == image)),
-            _ => Ok(false),
-        }
+        let held = self.registries.holds(image).await;
+        Ok(held
+            .map_err(|e| Error::Unavailable(e.to_string()))?
+            .unwrap_or(false))
     }
 
     fn size_limits(&self) -> SizeLimits<'_> {
@@ -143,6 +139,8 @@ impl Containers {
             health: None,
             restarts: Default::default(),
             volumes: Vec::new(),
+            pull_policy: req.pull_policy,
+            image_digest: None,
         };
         let (volumes, volume_host) = self
             .resolve_volumes(

@@ -197,6 +197,9 @@ impl Containers {
                 r.memory_used_mb = report.memory_used_mb.or(r.memory_used_mb);
                 r.storage_used_gb = report.storage_used_gb.or(r.storage_used_gb);
                 r.health = report.health;
+                if report.image_digest.is_some() {
+                    r.image_digest = report.image_digest.clone();
+                }
                 if let Some(restarts) = report.restarts {
                     r.restarts = restarts;
                 }

@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::events::{ContainerEvent, EventBus};
 use crate::fleet::Fleet;
 use crate::hub::Hub;
-use crate::registry::Registry;
+use crate::registry::Registries;
 use crate::store::{ClusterLock, ContainerRecord, Store};
 use berth_shared::api;
 use berth_shared::catalog::Catalog;
@@ -39,7 +39,7 @@ pub struct Containers {
     limits: Limits,
     catalog: Catalog,
     images: ImagesConfig,
-    registry: Option<Registry>,
+    registries: Registries,
     domain: String,
     /// How long start/stop wait for the host's report.
     settle_wait: Duration,
@@ -75,7 +75,11 @@ impl Containers {
             limits: config.limits.clone(),
             catalog: config.catalog.clone(),
             images: config.images.clone(),
-            registry: config.images.registry.as_deref().map(Registry::new),
+            registries: Registries::new(config.images.registry_setups().unwrap_or_else(|e| {
+                // Checked when the configuration was loaded; a file gone since is said here.
+                tracing::error!(error = %e, "image registries left out");
+                Vec::new()
+            })),
             domain: config.api.domain.clone(),
             settle_wait: config.api.stop_wait,
             owners: Default::default(),
@@ -196,6 +200,8 @@ impl Containers {
                 .health
                 .filter(|_| r.health_check.is_some() && r.status == api::ContainerStatus::Running),
             volumes: r.volumes.clone(),
+            image_digest: r.image_digest.clone(),
+            pull_policy: r.pull_policy,
         }
     }
 
@@ -234,6 +240,8 @@ impl Containers {
             restart_policy: r.restart_policy,
             health_check: r.health_check.clone(),
             volumes: self.volume_mounts(r).await?,
+            pull_policy: r.pull_policy,
+            image_digest: r.image_digest.clone(),
         })
     }
 
@@ -251,12 +259,32 @@ impl Containers {
             }
         };
         let hub = self.hub.clone();
+        let req = match self.registries.access_for(&spec.image) {
+            Some(registry) => Request::ApplyWithRegistry {
+                registry: registry.clone(),
+                spec,
+            },
+            None => Request::Apply(spec),
+        };
         tokio::spawn(async move {
-            let id = spec.id.clone();
-            if let Err(e) = hub.request(&host, &Request::Apply(spec)).await {
+            let id = r_id(&req);
+            if let Err(e) = hub.request(&host, &req).await {
                 tracing::warn!(%id, %host, error = %e, "dispatch failed; will retry on the next heartbeat");
             }
         });
+    }
+
+    /// A welcome's desired set: `specs` and how to reach the registries they pull from.
+    pub fn desired_set(&self, specs: Vec<ContainerSpec>) -> crate::hub::DesiredSet {
+        let mut registries: Vec<berth_shared::images::RegistryAccess> = Vec::new();
+        for s in &specs {
+            if let Some(a) = self.registries.access_for(&s.image) {
+                if !registries.contains(a) {
+                    registries.push(a.clone());
+                }
+            }
+        }
+        crate::hub::DesiredSet { specs, registries }
     }
 
     /// The full desired set of `host`, for its welcome.
@@ -299,5 +327,12 @@ impl Containers {
     /// The caller's visible container records (for pages of `list`).
     pub async fn mine(&self, user: &str) -> Result<Vec<ContainerRecord>, Error> {
         Ok(self.store.owner_containers(user).await?)
+    }
+}
+
+fn r_id(req: &Request) -> String {
+    match req {
+        Request::Apply(s) | Request::ApplyWithRegistry { spec: s, .. } => s.id.clone(),
+        _ => String::new(),
     }
 }

@@ -2,7 +2,7 @@
 //! certificate must name the host key the agent claims), then the control stream's messages
 //! turned into [`AgentEvent`]s.
 
-use super::{AgentEvent, Hub, HubError};
+use super::{AgentEvent, DesiredSet, Hub, HubError};
 use berth_service::quic;
 use berth_service::tls::TlsFiles;
 use berth_shared::protocol::{
@@ -131,7 +131,7 @@ async fn control(
         welcome,
     })
     .await?;
-    let specs = specs.await.map_err(|_| {
+    let DesiredSet { specs, registries } = specs.await.map_err(|_| {
         HubError::Refused("the coordinator could not read this host's desired set".into())
     })?;
     write_frame(
@@ -140,6 +140,7 @@ async fn control(
             protocol: PROTOCOL_VERSION,
             heartbeat_interval_ms: hub.heartbeat_interval.as_millis() as u64,
             specs,
+            registries,
         },
     )
     .await?;

@@ -33,6 +33,14 @@ pub enum HubError {
     Refused(String),
 }
 
+/// A host's welcome: its full desired set, and how to reach the registries those specs pull
+/// from (credentials included; they travel on this mutual-TLS link only).
+#[derive(Debug, Default)]
+pub struct DesiredSet {
+    pub specs: Vec<ContainerSpec>,
+    pub registries: Vec<berth_shared::images::RegistryAccess>,
+}
+
 /// What an agent said, for the domain to act on. Replies travel back on the `oneshot`s;
 /// dropping one unanswered closes that agent's connection (it reconnects and tries again).
 #[derive(Debug)]
@@ -41,7 +49,7 @@ pub enum AgentEvent {
     Connected {
         host: HostInfo,
         inventory: Vec<ContainerReport>,
-        welcome: oneshot::Sender<Vec<ContainerSpec>>,
+        welcome: oneshot::Sender<DesiredSet>,
     },
     Heartbeat {
         host: HostInfo,
@@ -200,7 +208,7 @@ impl Hub {
 
 fn kind(req: &Request) -> &'static str {
     match req {
-        Request::Apply(_) => "apply",
+        Request::Apply(_) | Request::ApplyWithRegistry { .. } => "apply",
         Request::Logs { .. } => "logs",
         Request::Terminal { .. } => "terminal",
         Request::Metrics { .. } => "metrics",

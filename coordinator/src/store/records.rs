@@ -2,6 +2,7 @@
 //! ingress rules and history, users' SSH keys. Plain data; the `Store` keeps them.
 
 use berth_shared::api::ContainerStatus;
+use berth_shared::images::PullPolicy;
 use berth_shared::protocol::{DesiredState, Resources, Restarts, Runtime};
 use berth_shared::upkeep::{Health, HealthCheck, RestartPolicy};
 use berth_shared::volumes::VolumeRef;
@@ -67,6 +68,11 @@ pub struct ContainerRecord {
     /// The owner's volumes it mounts (the one record saying where a volume is attached).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeRef>,
+    #[serde(default)]
+    pub pull_policy: PullPolicy,
+    /// The manifest digest its host made it from (it is made from that again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,6 +24,7 @@ super::body! {
         health_check: serde_json::Value,
         volumes: serde_json::Value,
         volume_ids: Vec<String>,
+        pull_policy: String,
     }
     /// `PATCH /compute/containers/:id` (seeds `003`/`004`).
     PatchBody {

@@ -2,6 +2,7 @@
 
 use super::{Check, CreateBody, Validate, BOOL, STRING, STRINGS, STRING_MAP, UINT, UINTS};
 use crate::api::CreateContainer;
+use crate::images::PullPolicy;
 use crate::protocol::Runtime;
 use crate::validation;
 
@@ -104,6 +105,19 @@ impl Validate for CreateBody {
             .optional("volume_ids", self.volume_ids, STRINGS)
             .map(|ids| super::volumes::volume_ids(c, ids))
             .unwrap_or_default();
+        let pull_policy = match c
+            .optional("pull_policy", self.pull_policy, STRING)
+            .as_deref()
+        {
+            None | Some("if-not-present") => PullPolicy::IfNotPresent,
+            Some("always") => PullPolicy::Always,
+            Some("never") => PullPolicy::Never,
+            Some(_) => {
+                c.errors
+                    .add("pull_policy", "must be if-not-present, always or never");
+                PullPolicy::IfNotPresent
+            }
+        };
         let mut ssh_key_ids = ssh_key_ids.unwrap_or_default();
         ssh_key_ids.dedup();
         Some(CreateContainer {
@@ -124,6 +138,7 @@ impl Validate for CreateBody {
             health_check,
             volumes,
             volume_ids,
+            pull_policy,
         })
     }
 }
