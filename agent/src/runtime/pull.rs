@@ -94,12 +94,17 @@ impl Runtime {
                     .blob(repo, &l.digest)
                     .await
                     .map_err(registry_error)?;
-                self.write_content(&l.digest, l.size, HashMap::new(), Source::Registry(Box::new(blob)))
-                    .await
-                    .map_err(|e| match e {
-                        WriteError::Runtime(e) => e,
-                        WriteError::Download(source) => registry_error(source),
-                    })?;
+                self.write_content(
+                    &l.digest,
+                    l.size,
+                    HashMap::new(),
+                    Source::Registry(Box::new(blob)),
+                )
+                .await
+                .map_err(|e| match e {
+                    WriteError::Runtime(e) => e,
+                    WriteError::Download(source) => registry_error(source),
+                })?;
             }
         }
         let mut labels = HashMap::new();
