@@ -71,16 +71,6 @@ pub fn is_digest(d: &str) -> bool {
     })
 }
 
-/// `host[:port]/repository[:tag]` split into its parts (tag `latest` when omitted); `None`
-/// for digest references, which [`Reference::parse`] takes.
-pub fn parse_reference(reference: &str) -> Option<(&str, &str, &str)> {
-    let r = Reference::parse(reference)?;
-    if r.digest.is_some() {
-        return None;
-    }
-    Some((r.registry, r.repository, r.tag.unwrap_or("latest")))
-}
-
 /// The `host:port` a registry base URL (`http://host:port` or `https://host[:port]`, trailing
 /// `/` allowed) is named by in image references; `None` for anything else (other schemes, paths).
 pub fn registry_authority(url: &str) -> Option<&str> {
@@ -174,19 +164,23 @@ mod tests {
 
     const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
+    fn parts(r: &str) -> Option<(&str, &str, Option<&str>)> {
+        Reference::parse(r).map(|r| (r.registry, r.repository, r.tag))
+    }
+
     #[test]
     fn references_split_into_registry_repository_and_tag() {
         assert_eq!(
-            parse_reference("127.0.0.1:5000/team/app:v1"),
-            Some(("127.0.0.1:5000", "team/app", "v1"))
+            parts("127.0.0.1:5000/team/app:v1"),
+            Some(("127.0.0.1:5000", "team/app", Some("v1")))
         );
         assert_eq!(
-            parse_reference("registry.example.com/app"),
-            Some(("registry.example.com", "app", "latest"))
+            parts("registry.example.com/app"),
+            Some(("registry.example.com", "app", Some("latest")))
         );
-        assert_eq!(parse_reference("app:v1"), None);
-        assert_eq!(parse_reference("r.example/../x:1"), None);
-        assert_eq!(parse_reference("r.example/a b:1"), None);
+        assert_eq!(parts("app:v1"), None);
+        assert_eq!(parts("r.example/../x:1"), None);
+        assert_eq!(parts("r.example/a b:1"), None);
     }
 
     #[test]
@@ -207,7 +201,6 @@ mod tests {
             Reference::parse(&format!("r.example/app@{}", D.to_uppercase())),
             None
         );
-        assert_eq!(parse_reference(&format!("r.example/app@{D}")), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! rootfs and the image's process defaults.
 
 use super::{grpc, Runtime, RuntimeError};
-use aws_lc_rs::digest;
+use berth_registry::sha256;
 use containerd_client::services::v1::{GetImageRequest, Image, ReadContentRequest};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -65,12 +65,6 @@ struct ProcessConfig {
 #[derive(Deserialize)]
 struct RootFs {
     diff_ids: Vec<String>,
-}
-
-/// The OCI digest of `data`: `sha256:<hex>`.
-pub fn sha256(data: &[u8]) -> String {
-    let d = digest::digest(&digest::SHA256, data);
-    format!("sha256:{}", berth_shared::ids::hex(d.as_ref()))
 }
 
 /// `chain[0] = diff[0]`, `chain[n] = sha256(chain[n-1] + " " + diff[n])`.
@@ -181,7 +175,8 @@ mod tests {
         let a = "sha256:aaaa".to_string();
         let b = "sha256:bbbb".to_string();
         assert_eq!(chain_id(std::slice::from_ref(&a)), Some(a.clone()));
-        let expect = digest::digest(&digest::SHA256, b"sha256:aaaa sha256:bbbb");
+        let expect =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"sha256:aaaa sha256:bbbb");
         let hex = berth_shared::ids::hex(expect.as_ref());
         assert_eq!(chain_id(&[a, b]), Some(format!("sha256:{hex}")));
         assert_eq!(chain_id(&[]), None);

@@ -259,6 +259,7 @@ impl Containers {
             }
         };
         let hub = self.hub.clone();
+        let id = spec.id.clone();
         let req = match self.registries.access_for(&spec.image) {
             Some(registry) => Request::ApplyWithRegistry {
                 registry: registry.clone(),
@@ -267,7 +268,6 @@ impl Containers {
             None => Request::Apply(spec),
         };
         tokio::spawn(async move {
-            let id = r_id(&req);
             if let Err(e) = hub.request(&host, &req).await {
                 tracing::warn!(%id, %host, error = %e, "dispatch failed; will retry on the next heartbeat");
             }
@@ -327,12 +327,5 @@ impl Containers {
     /// The caller's visible container records (for pages of `list`).
     pub async fn mine(&self, user: &str) -> Result<Vec<ContainerRecord>, Error> {
         Ok(self.store.owner_containers(user).await?)
-    }
-}
-
-fn r_id(req: &Request) -> String {
-    match req {
-        Request::Apply(s) | Request::ApplyWithRegistry { spec: s, .. } => s.id.clone(),
-        _ => String::new(),
     }
 }
